@@ -1,0 +1,57 @@
+"""Sentry, set up the same way in the web and worker processes, without identity data."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import sentry_sdk
+from sentry_sdk.integrations import Integration
+
+from kyc.config import Settings
+from kyc.scrub import scrub
+
+# Parts of a Sentry event that may hold request or job data.
+_SCRUBBED_PARTS = ("request", "extra", "contexts", "tags", "user", "breadcrumbs")
+
+
+def init_sentry(settings: Settings, integrations: Sequence[Integration], **options: Any) -> bool:
+    """Initialise Sentry when SENTRY_DSN is set; do nothing otherwise."""
+    if not settings.sentry_dsn:
+        return False
+    sentry_sdk.init(
+        dsn=settings.sentry_dsn,
+        environment=settings.sentry_environment or os.environ.get("HEROKU_APP_NAME") or "production",
+        release=settings.sentry_release
+        or os.environ.get("HEROKU_SLUG_COMMIT")
+        or os.environ.get("SOURCE_VERSION"),
+        integrations=list(integrations),
+        send_default_pii=False,
+        include_local_variables=False,
+        max_request_body_size="never",
+        before_send=before_send,
+        before_breadcrumb=before_breadcrumb,
+        **options,
+    )
+    return True
+
+
+def before_send(event: Any, _hint: dict[str, Any]) -> Any:
+    for part in _SCRUBBED_PARTS:
+        if part in event:
+            event[part] = scrub(event[part])
+    request = event.get("request")
+    if isinstance(request, dict):
+        # Bodies and query strings may hold what a browser or Blockpass sent.
+        request.pop("data", None)
+        request.pop("query_string", None)
+        request.pop("cookies", None)
+    for exception in (event.get("exception") or {}).get("values") or []:
+        for frame in (exception.get("stacktrace") or {}).get("frames") or []:
+            frame.pop("vars", None)
+    return event
+
+
+def before_breadcrumb(crumb: Any, _hint: dict[str, Any]) -> Any:
+    return scrub(crumb)

@@ -1,0 +1,37 @@
+"""The web process: a Flask app answering widget callbacks (and, later, Blockpass and admin calls)."""
+
+from __future__ import annotations
+
+from flask import Flask, Response, jsonify
+from redis import Redis
+from sentry_sdk.integrations.flask import FlaskIntegration
+
+from kyc.config import Settings, load_settings
+from kyc.monitoring import init_sentry
+from service.callbacks import MAX_BODY, callbacks
+from service.cors import register_cors
+from service.errors import register_error_handlers
+from worker.context import redis_options
+from worker.dispatch import Dispatcher
+
+
+def create_app(settings: Settings | None = None, redis: Redis | None = None) -> Flask:
+    """The app factory: the one place that wires settings, Redis and the blueprints together."""
+    settings = settings or load_settings()
+    init_sentry(settings, [FlaskIntegration()])
+    app = Flask(__name__)
+    # Werkzeug answers 413 for larger bodies before any view reads them.
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    connection = redis if redis is not None else Redis.from_url(settings.redis_url, **redis_options(settings))
+    app.extensions["kyc.settings"] = settings
+    app.extensions["kyc.dispatch"] = Dispatcher(connection)
+    register_error_handlers(app)
+    register_cors(app, settings.cors_origins)
+    app.register_blueprint(callbacks)
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return jsonify(status="ok")
+
+    return app

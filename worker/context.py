@@ -1,0 +1,78 @@
+"""What jobs share within one worker process: settings, database, HTTP pools, Redis.
+
+Built once per process on first use, so connection pools outlive single jobs.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from redis import Redis
+
+from kyc.blockpass import BlockpassClient
+from kyc.config import Settings, load_settings
+from kyc.db import Database
+from kyc.sender import Sender
+from worker.dispatch import Dispatcher
+
+log = logging.getLogger("kyc.worker")
+
+
+@dataclass
+class Context:
+    settings: Settings
+    db: Database
+    redis: Redis
+    blockpass: BlockpassClient
+    sender: Sender
+    dispatch: Dispatcher
+    rng: random.Random
+
+
+_current: Context | None = None
+_lock = threading.Lock()
+
+
+def build(settings: Settings, redis: Redis | None = None) -> Context:
+    connection = redis if redis is not None else Redis.from_url(settings.redis_url, **redis_options(settings))
+    return Context(
+        settings=settings,
+        db=Database(settings.database_url),
+        redis=connection,
+        blockpass=BlockpassClient(
+            settings.blockpass_api_url, settings.blockpass_client_id, settings.blockpass_api_key
+        ),
+        sender=Sender(settings.delivery_timeout, settings.allow_private_destinations),
+        dispatch=Dispatcher(connection),
+        rng=random.Random(),
+    )
+
+
+def redis_options(settings: Settings) -> dict[str, object]:
+    options: dict[str, object] = {"health_check_interval": 30, "socket_keepalive": True}
+    if settings.redis_url.startswith("rediss://"):
+        # Heroku Redis presents a self-signed chain; the link is still encrypted.
+        options["ssl_cert_reqs"] = None
+    return options
+
+
+def install(context: Context) -> None:
+    global _current
+    with _lock:
+        _current = context
+
+
+def current() -> Context:
+    global _current
+    with _lock:
+        if _current is None:
+            _current = build(load_settings())
+        return _current
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

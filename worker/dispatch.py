@@ -1,0 +1,112 @@
+"""Handing work to the queue: coalesced syncs and deliveries.
+
+The web process and the jobs both use this; job functions are named by their
+import path so the web process never imports the job code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from datetime import timedelta
+from typing import Any
+
+from redis import Redis
+from rq import Queue, Retry
+from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.job import Job, JobStatus
+
+QUEUE_NAME = "kyc"
+SYNC_JOB = "worker.jobs.sync_candidate"
+DELIVER_JOB = "worker.jobs.deliver"
+MAINTAIN_JOB = "worker.jobs.maintain"
+
+# A sync never needs more than this; RQ stops it past that.
+JOB_TIMEOUT = 120
+# Keep failed jobs for inspection, but not for ever.
+FAILURE_TTL = 7 * 24 * 3600
+# An exception, or a worker killed mid-job (RQ's abandoned-job cleanup), runs the job again.
+JOB_RETRY = (10, 60, 300)
+# Statuses of an existing job under the same id that mean "already on its way".
+_WAITING = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED, JobStatus.CREATED}
+
+
+def sync_key(ref_id: str | None, record_id: str | None) -> str:
+    """A job-id-safe key for one candidate (refIds may hold characters RQ ids do not)."""
+    name = f"ref:{ref_id}" if ref_id else f"rec:{record_id}"
+    return hashlib.blake2b(name.encode(), digest_size=12).hexdigest()
+
+
+class Dispatcher:
+    def __init__(self, connection: Redis) -> None:
+        self.connection = connection
+        self.queue = Queue(QUEUE_NAME, connection=connection)
+
+    def request_sync(
+        self,
+        ref_id: str | None,
+        record_id: str | None,
+        *,
+        delay: float = 0,
+        attempt: int = 0,
+        cause: str = "",
+    ) -> bool:
+        """Ask for a sync of one candidate; False when one is already waiting (the requests coalesce).
+
+        At most one sync per candidate waits in the queue, one more may wait
+        behind a running one (the running one may have fetched before the news
+        arrived), and one retry may wait in the schedule.
+        """
+        kind = "retry" if delay > 0 else "sync"
+        kwargs = {"ref_id": ref_id, "record_id": record_id, "attempt": attempt, "cause": cause}
+        key = sync_key(ref_id, record_id)
+        return self._enqueue_coalesced(f"{kind}-{key}", SYNC_JOB, kwargs, delay)
+
+    def hand_delivery(self, delivery_id: int, *, delay: float = 0) -> bool:
+        return self._enqueue_coalesced(
+            f"deliver-{delivery_id}", DELIVER_JOB, {"delivery_id": delivery_id}, delay
+        )
+
+    def request_maintenance(self) -> bool:
+        return self._enqueue_coalesced("maintain", MAINTAIN_JOB, {}, 0)
+
+    def _enqueue_coalesced(self, base_id: str, func: str, kwargs: dict[str, Any], delay: float) -> bool:
+        for job_id in (base_id, base_id + "-next"):
+            for _ in range(2):
+                try:
+                    self._enqueue(job_id, func, kwargs, delay)
+                    return True
+                except DuplicateJobError:
+                    status = self._status(job_id)
+                if status in _WAITING:
+                    return False
+                if status == JobStatus.STARTED:
+                    break  # try the "-next" slot
+                # A finished or failed job's leftover hash: clear it and try again.
+                self._discard(job_id)
+        return False
+
+    def _enqueue(self, job_id: str, func: str, kwargs: dict[str, Any], delay: float) -> None:
+        options: dict[str, Any] = {
+            "job_id": job_id,
+            "unique": True,
+            "job_timeout": JOB_TIMEOUT,
+            "result_ttl": 0,
+            "failure_ttl": FAILURE_TTL,
+            "retry": Retry(max=len(JOB_RETRY), interval=list(JOB_RETRY)),
+            "kwargs": kwargs,
+        }
+        if delay > 0:
+            self.queue.enqueue_in(timedelta(seconds=delay), func, **options)
+        else:
+            self.queue.enqueue(func, **options)
+
+    def _status(self, job_id: str) -> JobStatus | None:
+        try:
+            return Job.fetch(job_id, connection=self.connection).get_status(refresh=False)
+        except NoSuchJobError:
+            return None
+
+    def _discard(self, job_id: str) -> None:
+        with contextlib.suppress(NoSuchJobError):
+            Job.fetch(job_id, connection=self.connection).delete()

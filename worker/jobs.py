@@ -1,0 +1,97 @@
+"""The RQ jobs. Each one is safe to run twice: the database decides what is new."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import sentry_sdk
+
+from kyc import outbox, syncing
+from kyc.blockpass import Outcome
+from kyc.signing import signature_headers
+from worker.context import Context, current, utcnow
+
+log = logging.getLogger("kyc.worker")
+
+
+def sync_candidate(
+    ref_id: str | None = None, record_id: str | None = None, attempt: int = 0, cause: str = ""
+) -> str:
+    """Fetch one candidate from Blockpass and record what changed. Returns the outcome, for the job log."""
+    ctx = current()
+    answer = ctx.blockpass.candidate(ref_id=ref_id, record_id=record_id)
+    if answer.outcome is Outcome.FOUND:
+        decision = syncing.record(ctx.db, answer, utcnow(), ctx.settings)
+        assert decision.recorded is not None
+        for transition in decision.recorded.transitions:
+            log.info(
+                "transition candidate=%s %s -> %s",
+                decision.recorded.candidate_id,
+                transition.from_status,
+                transition.to_status,
+            )
+        _hand_all(ctx, decision.delivery_ids)
+        return f"found:{decision.recorded.status}:{len(decision.recorded.transitions)}"
+    decision = syncing.decide(answer, attempt, ctx.settings, ctx.rng)
+    if decision.alert:
+        _alert_once(ctx, "blockpass-auth", decision.alert)
+        # Known candidates come round again on their poll, not in a tight loop.
+        syncing.postpone_known(ctx.db, ref_id, record_id, utcnow(), 3600)
+        return "unauthorized"
+    if decision.retry_in is not None:
+        ctx.dispatch.request_sync(
+            ref_id, record_id, delay=max(decision.retry_in, 1.0), attempt=attempt + 1, cause=cause
+        )
+        return f"{answer.outcome.value}:retry-in-{decision.retry_in:.0f}s"
+    log.warning("sync given up: %s (refId known=%s)", decision.give_up, bool(ref_id))
+    return f"gave-up:{answer.outcome.value}"
+
+
+def deliver(delivery_id: int) -> str:
+    """One attempt of one delivery; schedules the retry or frees the next in its stream."""
+    ctx = current()
+    lease = timedelta(seconds=ctx.settings.delivery_timeout * 2 + 30)
+    claimed = outbox.claim(ctx.db, delivery_id, utcnow(), lease)
+    if claimed is None:
+        return "not-claimed"
+    headers = signature_headers(claimed.event_id, claimed.body, claimed.secrets, utcnow())
+    response = ctx.sender.post(claimed.url, claimed.body, headers)
+    result = outbox.finish(ctx.db, claimed, response, utcnow(), ctx.settings.delivery_retry_schedule, ctx.rng)
+    log.info(
+        "delivery=%s status=%s code=%s ms=%s",
+        delivery_id,
+        result.status,
+        response.status_code,
+        response.duration_ms,
+    )
+    if result.retry_in is not None:
+        ctx.dispatch.hand_delivery(delivery_id, delay=max(result.retry_in, 1.0))
+    if result.next_delivery_id is not None:
+        ctx.dispatch.hand_delivery(result.next_delivery_id)
+    return result.status
+
+
+def maintain() -> str:
+    """Find what Redis lost or what came due: unhanded deliveries, follow-up polls."""
+    ctx = current()
+    now = utcnow()
+    deliveries = outbox.hand_due(ctx.db, now)
+    for delivery_id in deliveries:
+        ctx.dispatch.hand_delivery(delivery_id)
+    polls = syncing.claim_due_polls(ctx.db, now)
+    for ref_id, record_id in polls:
+        ctx.dispatch.request_sync(ref_id, record_id, cause="poll")
+    return f"deliveries:{len(deliveries)} polls:{len(polls)}"
+
+
+def _hand_all(ctx: Context, delivery_ids: list[int]) -> None:
+    for delivery_id in delivery_ids:
+        ctx.dispatch.hand_delivery(delivery_id)
+
+
+def _alert_once(ctx: Context, name: str, message: str, every: int = 3600) -> None:
+    """Report a configuration problem once an hour across all workers, not once per job."""
+    if ctx.redis.set(f"kyc:alerted:{name}", "1", nx=True, ex=every):
+        log.error(message)
+        sentry_sdk.capture_message(message, level="error")
