@@ -27,6 +27,7 @@ DEFAULT_SYNC_NOT_FOUND_SCHEDULE = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1
 # Svix's schedule: the first attempt is immediate, these are the waits after each
 # failure (about 27 hours in all).
 DEFAULT_DELIVERY_RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
+DEFAULT_JOB_RETRY_SCHEDULE = (10.0, 60.0, 300.0)
 
 
 class ConfigError(ValueError):
@@ -57,6 +58,8 @@ class Settings:
     delivery_timeout: float = 15.0
     allow_private_destinations: bool = False
     maintenance_interval: float = 10.0
+    # RQ re-runs a job that raised, or whose worker died, after these waits.
+    job_retry_schedule: tuple[float, ...] = DEFAULT_JOB_RETRY_SCHEDULE
     port: int = 8000
 
 
@@ -89,6 +92,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         delivery_timeout=reader.number("DELIVERY_TIMEOUT", 15.0),
         allow_private_destinations=reader.flag("ALLOW_PRIVATE_DESTINATIONS"),
         maintenance_interval=reader.number("MAINTENANCE_INTERVAL", 10.0),
+        job_retry_schedule=reader.schedule("JOB_RETRY_SCHEDULE", DEFAULT_JOB_RETRY_SCHEDULE),
         port=int(reader.number("PORT", 8000)),
     )
 

@@ -27,8 +27,15 @@ def init_sentry(settings: Settings, integrations: Sequence[Integration], **optio
         or os.environ.get("HEROKU_SLUG_COMMIT")
         or os.environ.get("SOURCE_VERSION"),
         integrations=list(integrations),
-        send_default_pii=False,
-        include_local_variables=False,
+        # Collect nothing about people: no user info, no bodies, no job
+        # arguments, no query data, no local variables in stack frames.
+        data_collection={
+            "user_info": False,
+            "http_bodies": [],
+            "queues": False,
+            "database_query_data": False,
+            "stack_frame_variables": False,
+        },
         max_request_body_size="never",
         before_send=before_send,
         before_breadcrumb=before_breadcrumb,
@@ -47,6 +54,10 @@ def before_send(event: Any, _hint: dict[str, Any]) -> Any:
         request.pop("data", None)
         request.pop("query_string", None)
         request.pop("cookies", None)
+    job = (event.get("extra") or {}).get("rq-job")
+    if isinstance(job, dict):
+        # RQ's description spells out the call with its arguments.
+        job.pop("description", None)
     for exception in (event.get("exception") or {}).get("values") or []:
         for frame in (exception.get("stacktrace") or {}).get("frames") or []:
             frame.pop("vars", None)

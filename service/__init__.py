@@ -25,7 +25,7 @@ def create_app(settings: Settings | None = None, redis: Redis | None = None) -> 
     app.json.sort_keys = False  # type: ignore[attr-defined]
     connection = redis if redis is not None else Redis.from_url(settings.redis_url, **redis_options(settings))
     app.extensions["kyc.settings"] = settings
-    app.extensions["kyc.dispatch"] = Dispatcher(connection)
+    app.extensions["kyc.dispatch"] = Dispatcher(connection, settings.job_retry_schedule)
     register_error_handlers(app)
     register_cors(app, settings.cors_origins)
     app.register_blueprint(callbacks)

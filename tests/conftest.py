@@ -231,6 +231,7 @@ def settings(redis_url: str, database_url: str, sandbox: Sandbox, receiver: Rece
         delivery_timeout=5.0,
         allow_private_destinations=True,
         maintenance_interval=0.5,
+        job_retry_schedule=(0.0,),
     )
 
 

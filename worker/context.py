@@ -47,7 +47,7 @@ def build(settings: Settings, redis: Redis | None = None) -> Context:
             settings.blockpass_api_url, settings.blockpass_client_id, settings.blockpass_api_key
         ),
         sender=Sender(settings.delivery_timeout, settings.allow_private_destinations),
-        dispatch=Dispatcher(connection),
+        dispatch=Dispatcher(connection, settings.job_retry_schedule),
         rng=random.Random(),
     )
 

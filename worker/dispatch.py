@@ -25,8 +25,6 @@ MAINTAIN_JOB = "worker.jobs.maintain"
 JOB_TIMEOUT = 120
 # Keep failed jobs for inspection, but not for ever.
 FAILURE_TTL = 7 * 24 * 3600
-# An exception, or a worker killed mid-job (RQ's abandoned-job cleanup), runs the job again.
-JOB_RETRY = (10, 60, 300)
 # Statuses of an existing job under the same id that mean "already on its way".
 _WAITING = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED, JobStatus.CREATED}
 
@@ -38,8 +36,10 @@ def sync_key(ref_id: str | None, record_id: str | None) -> str:
 
 
 class Dispatcher:
-    def __init__(self, connection: Redis) -> None:
+    def __init__(self, connection: Redis, job_retry: tuple[float, ...] = (10.0, 60.0, 300.0)) -> None:
         self.connection = connection
+        # An exception, or a worker killed mid-job (RQ's abandoned-job cleanup), runs the job again.
+        self.retry = Retry(max=len(job_retry), interval=[int(delay) for delay in job_retry]) if job_retry else None
         self.queue = Queue(QUEUE_NAME, connection=connection)
 
     def request_sync(
@@ -93,7 +93,7 @@ class Dispatcher:
             "job_timeout": JOB_TIMEOUT,
             "result_ttl": 0,
             "failure_ttl": FAILURE_TTL,
-            "retry": Retry(max=len(JOB_RETRY), interval=list(JOB_RETRY)),
+            "retry": self.retry,
             "kwargs": kwargs,
         }
         if delay > 0:

@@ -20,6 +20,8 @@ def sync_candidate(
 ) -> str:
     """Fetch one candidate from Blockpass and record what changed. Returns the outcome, for the job log."""
     ctx = current()
+    # refId is the integrator's own identifier, not identity data: ops need it to find a case.
+    sentry_sdk.set_tag("refId", ref_id or "")
     answer = ctx.blockpass.candidate(ref_id=ref_id, record_id=record_id)
     if answer.outcome is Outcome.FOUND:
         decision = syncing.record(ctx.db, answer, utcnow(), ctx.settings)
