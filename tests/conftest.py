@@ -56,7 +56,19 @@ def redis_url() -> Iterator[str]:
         port = _free_port()
         workdir = tempfile.mkdtemp(prefix="kyc-redis-")
         process = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", workdir],
+            [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                workdir,
+            ],
             stdout=subprocess.DEVNULL,
         )
         url = f"redis://127.0.0.1:{port}/0"
@@ -113,7 +125,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         return
     if not _postgres_available():
         if os.environ.get("KYC_TEST_REQUIRE_POSTGRES"):
-            pytest.fail("PostgreSQL is required (KYC_TEST_REQUIRE_POSTGRES) but 127.0.0.1:5432 does not answer")
+            pytest.fail(
+                "PostgreSQL is required (KYC_TEST_REQUIRE_POSTGRES) but 127.0.0.1:5432 does not answer"
+            )
         pytest.skip("no PostgreSQL on 127.0.0.1:5432")
     schema = f"kyc_test_{uuid.uuid4().hex[:10]}"
     admin = Database(POSTGRES_URL)

@@ -29,7 +29,9 @@ def test_accepts_a_refid_and_queues_one_sync(client: Any, redis: Redis) -> None:
 
 
 def test_accepts_text_plain_as_sent_by_sendbeacon(client: Any, redis: Redis) -> None:
-    answer = post(client, '{"refId": "user-1", "recordId": "5e5884feb785310019346655"}', "text/plain;charset=UTF-8")
+    answer = post(
+        client, '{"refId": "user-1", "recordId": "5e5884feb785310019346655"}', "text/plain;charset=UTF-8"
+    )
     assert answer.status_code == 202
     assert answer.get_json()["recordId"] == "5e5884feb785310019346655"
 

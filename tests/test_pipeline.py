@@ -1,4 +1,4 @@
-"""Callback → sync → transitions → signed deliveries, through real RQ workers, Redis, the database and HTTP."""
+"""Callback → sync → transitions → signed deliveries, through real RQ workers, Redis, database and HTTP."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ def history(db: Database, ref_id: str) -> list[tuple[str | None, str]]:
     with db.transaction() as session:
         candidate = session.scalars(select(Candidate).where(Candidate.ref_id == ref_id)).one()
         changes = session.scalars(
-            select(StatusChange).where(StatusChange.candidate_id == candidate.id).order_by(StatusChange.sequence)
+            select(StatusChange)
+            .where(StatusChange.candidate_id == candidate.id)
+            .order_by(StatusChange.sequence)
         )
         return [(change.from_status, change.to_status) for change in changes]
 
@@ -60,7 +62,9 @@ def test_full_lifecycle_reaches_the_subscriber_signed_and_in_order(
         assert item.headers["webhook-id"].startswith("msg_")
 
 
-def test_duplicate_callbacks_cost_one_blockpass_call(client: Any, sandbox: Any, drain: Any, receiver: Any) -> None:
+def test_duplicate_callbacks_cost_one_blockpass_call(
+    client: Any, sandbox: Any, drain: Any, receiver: Any
+) -> None:
     sandbox.bp.create(refId="user-1", status="waiting")
     for _ in range(10):
         client.post("/v1/callbacks", json={"refId": "user-1"})
@@ -85,7 +89,9 @@ def test_not_found_gives_up_after_its_schedule(client: Any, sandbox: Any, drain:
     assert api_calls(sandbox) == len(settings.sync_not_found_schedule) + 1
 
 
-def test_rate_limited_sync_waits_and_then_succeeds(client: Any, sandbox: Any, receiver: Any, drain: Any) -> None:
+def test_rate_limited_sync_waits_and_then_succeeds(
+    client: Any, sandbox: Any, receiver: Any, drain: Any
+) -> None:
     sandbox.bp.create(refId="user-1", status="waiting")
     sandbox.bp.fault(status=429, times=2, retryAfter=1)
     client.post("/v1/callbacks", json={"refId": "user-1"})
@@ -127,7 +133,9 @@ def test_skipped_intermediate_status_is_delivered_too(
     assert receiver.types() == ["candidate.waiting", "candidate.inreview", "candidate.approved"]
 
 
-def test_stale_answer_changes_nothing(client: Any, sandbox: Any, receiver: Any, db: Database, drain: Any) -> None:
+def test_stale_answer_changes_nothing(
+    client: Any, sandbox: Any, receiver: Any, db: Database, drain: Any
+) -> None:
     sandbox.bp.create(refId="user-1", status="waiting")
     sandbox.bp.move("user-1", "inreview")
     sandbox.bp.move("user-1", "approved")
@@ -222,5 +230,12 @@ def test_event_body_is_standard_webhooks_shaped(client: Any, sandbox: Any, recei
     payload = json.loads(receiver.received[0].body)
     assert set(payload) == {"type", "timestamp", "data"}
     assert set(payload["data"]) == {
-        "refId", "recordId", "blockPassID", "status", "previousStatus", "changedAt", "sequence", "customFields",
+        "refId",
+        "recordId",
+        "blockPassID",
+        "status",
+        "previousStatus",
+        "changedAt",
+        "sequence",
+        "customFields",
     }

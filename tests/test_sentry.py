@@ -83,7 +83,9 @@ def test_web_errors_reach_sentry_without_the_request_body_or_locals(
 def test_worker_errors_reach_sentry_with_the_refid_tag_and_no_identity_data(
     settings: Any, ctx: Any, sandbox: Any, client: Any, drain: Any, capture: Any, tmp_path: Any
 ) -> None:
-    init_sentry(replace(settings, sentry_dsn="https://key@sentry.invalid/1"), [RqIntegration()], transport=Capture)
+    init_sentry(
+        replace(settings, sentry_dsn="https://key@sentry.invalid/1"), [RqIntegration()], transport=Capture
+    )
     identities = {name: {"type": "string", "value": value} for name, value in IDENTITY.items()}
     sandbox.bp.create(refId="user-1", status="waiting", identities=identities)
     # A database that cannot be written makes the sync job fail after Blockpass answered with identities.
@@ -98,7 +100,11 @@ def test_worker_errors_reach_sentry_with_the_refid_tag_and_no_identity_data(
 
 
 def test_scrubber_reaches_every_depth() -> None:
-    nested = {"a": [{"b": {"Given-Name": "x", "ok": 1}}], "identities": {"dob": "y"}, "customFields": {"email": "z"}}
+    nested = {
+        "a": [{"b": {"Given-Name": "x", "ok": 1}}],
+        "identities": {"dob": "y"},
+        "customFields": {"email": "z"},
+    }
     cleaned = scrub(nested)
     assert cleaned["a"][0]["b"] == {"Given-Name": FILTERED, "ok": 1}
     assert cleaned["identities"] == FILTERED

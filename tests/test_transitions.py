@@ -91,7 +91,9 @@ def test_a_whole_second_round_between_two_fetches_is_recovered() -> None:
 
 def test_unknown_status_is_tracked_as_it_came() -> None:
     known = Known("inreview", at(2), {"inreviewDate": at(2)})
-    result = detect(known, Snapshot.from_api({"status": "onHold", "inreviewDate": "2026-01-01T12:02:00.000Z"}), at(9))
+    result = detect(
+        known, Snapshot.from_api({"status": "onHold", "inreviewDate": "2026-01-01T12:02:00.000Z"}), at(9)
+    )
     assert steps(result) == [("inreview", "onHold")]
 
 

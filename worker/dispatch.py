@@ -39,7 +39,9 @@ class Dispatcher:
     def __init__(self, connection: Redis, job_retry: tuple[float, ...] = (10.0, 60.0, 300.0)) -> None:
         self.connection = connection
         # An exception, or a worker killed mid-job (RQ's abandoned-job cleanup), runs the job again.
-        self.retry = Retry(max=len(job_retry), interval=[int(delay) for delay in job_retry]) if job_retry else None
+        self.retry = (
+            Retry(max=len(job_retry), interval=[int(delay) for delay in job_retry]) if job_retry else None
+        )
         self.queue = Queue(QUEUE_NAME, connection=connection)
 
     def request_sync(
