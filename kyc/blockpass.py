@@ -16,6 +16,7 @@ from urllib.parse import quote
 import requests
 from requests.adapters import HTTPAdapter
 
+from kyc.budget import BudgetExhausted, CallBudget
 from kyc.transitions import Snapshot
 
 CONNECT_TIMEOUT = 3.05
@@ -24,6 +25,7 @@ READ_TIMEOUT = 10.0
 # not, wait this long.
 DEFAULT_RETRY_AFTER = 30.0
 MAX_RETRY_AFTER = 3600.0
+MILLISECONDS_ABOVE = 600.0
 
 
 class Outcome(enum.Enum):
@@ -53,8 +55,16 @@ class Page:
 
 
 class BlockpassClient:
-    def __init__(self, api_url: str, client_id: str, api_key: str, pool_size: int = 10) -> None:
+    def __init__(
+        self,
+        api_url: str,
+        client_id: str,
+        api_key: str,
+        budget: CallBudget | None = None,
+        pool_size: int = 10,
+    ) -> None:
         self.base = f"{api_url.rstrip('/')}/{quote(client_id, safe='')}"
+        self.budget = budget
         self.session = requests.Session()
         adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size)
         self.session.mount("https://", adapter)
@@ -89,6 +99,12 @@ class BlockpassClient:
         return Page(answer, snapshots, total)
 
     def _get(self, path: str, params: dict[str, Any] | None = None) -> tuple[Answer, Any]:
+        if self.budget is not None:
+            try:
+                self.budget.acquire()
+            except BudgetExhausted as exc:
+                # Not Blockpass's answer but ours: wait our turn, like a 429.
+                return Answer(Outcome.RATE_LIMITED, retry_after=exc.wait, detail="call budget"), None
         started = time.monotonic()
         try:
             response = self.session.get(
@@ -107,9 +123,10 @@ class BlockpassClient:
             payload = None
         body = payload if isinstance(payload, dict) else {}
         if code == 429:
-            return Answer(
-                Outcome.RATE_LIMITED, code, retry_after=_retry_after(body, response), elapsed=elapsed
-            ), None
+            retry_after = _retry_after(body, response)
+            if self.budget is not None:
+                self.budget.hold_off(retry_after)
+            return Answer(Outcome.RATE_LIMITED, code, retry_after=retry_after, elapsed=elapsed), None
         if code in (401, 403):
             return Answer(Outcome.UNAUTHORIZED, code, detail=_message(body), elapsed=elapsed), None
         if code == 404 or (code < 300 and body.get("status") == "error"):
@@ -121,18 +138,23 @@ class BlockpassClient:
 
 def _retry_after(body: dict[str, Any], response: requests.Response) -> float:
     extra = body.get("extra")
-    candidates = [
-        extra.get("retryAfter") if isinstance(extra, dict) else None,
-        response.headers.get("Retry-After"),
-    ]
-    for value in candidates:
-        try:
-            seconds = float(value)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            continue
-        if seconds >= 0:
-            return min(seconds, MAX_RETRY_AFTER)
+    # extra.retryAfter's unit is not documented: a value no server would mean
+    # in seconds (over ten minutes) is read as milliseconds.
+    in_body = _number(extra.get("retryAfter")) if isinstance(extra, dict) else None
+    if in_body is not None:
+        return min(in_body / 1000 if in_body > MILLISECONDS_ABOVE else in_body, MAX_RETRY_AFTER)
+    in_header = _number(response.headers.get("Retry-After"))
+    if in_header is not None:
+        return min(in_header, MAX_RETRY_AFTER)
     return DEFAULT_RETRY_AFTER
+
+
+def _number(value: object) -> float | None:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if number >= 0 and number == number else None
 
 
 def _message(body: dict[str, Any]) -> str:

@@ -28,6 +28,12 @@ DEFAULT_SYNC_NOT_FOUND_SCHEDULE = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1
 # failure (about 27 hours in all).
 DEFAULT_DELIVERY_RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 DEFAULT_JOB_RETRY_SCHEDULE = (10.0, 60.0, 300.0)
+# Blockpass publishes no rate limit; its own paging script makes one or two calls a second.
+DEFAULT_BLOCKPASS_RATE_LIMIT = 5.0
+DEFAULT_SWEEP_INTERVAL = 600.0
+# With the sweep on, polling is only the fallback for what the sweep cannot see
+# (incomplete candidates are not listed) or a lost sweep: far fewer calls.
+DEFAULT_SYNC_POLL_SCHEDULE_WITH_SWEEP = (60.0, 600.0, 3600.0, 6 * 3600.0)
 
 
 class ConfigError(ValueError):
@@ -58,6 +64,9 @@ class Settings:
     delivery_timeout: float = 15.0
     allow_private_destinations: bool = False
     maintenance_interval: float = 10.0
+    blockpass_webhook_secret: str | None = field(default=None, repr=False)
+    blockpass_rate_limit: float = DEFAULT_BLOCKPASS_RATE_LIMIT
+    sweep_interval: float = DEFAULT_SWEEP_INTERVAL
     # RQ re-runs a job that raised, or whose worker died, after these waits.
     job_retry_schedule: tuple[float, ...] = DEFAULT_JOB_RETRY_SCHEDULE
     port: int = 8000
@@ -73,6 +82,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError("NOTIFY_SECRET", "required when NOTIFY_URL is set (a whsec_... secret)")
     if notify_secret and not notify_url:
         raise ConfigError("NOTIFY_URL", "required when NOTIFY_SECRET is set")
+    sweep_interval = reader.number("SWEEP_INTERVAL", DEFAULT_SWEEP_INTERVAL)
     return Settings(
         blockpass_client_id=reader.required("BLOCKPASS_CLIENT_ID"),
         blockpass_api_key=reader.required("BLOCKPASS_API_KEY"),
@@ -85,13 +95,19 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         cors_origins=reader.origins("CORS_ORIGINS"),
         notify_url=notify_url,
         notify_secret=notify_secret,
-        sync_poll_schedule=reader.schedule("SYNC_POLL_SCHEDULE", DEFAULT_SYNC_POLL_SCHEDULE),
+        sync_poll_schedule=reader.schedule(
+            "SYNC_POLL_SCHEDULE",
+            DEFAULT_SYNC_POLL_SCHEDULE_WITH_SWEEP if sweep_interval > 0 else DEFAULT_SYNC_POLL_SCHEDULE,
+        ),
         sync_poll_horizon=reader.number("SYNC_POLL_HORIZON", DEFAULT_SYNC_POLL_HORIZON),
         sync_not_found_schedule=reader.schedule("SYNC_NOT_FOUND_SCHEDULE", DEFAULT_SYNC_NOT_FOUND_SCHEDULE),
         delivery_retry_schedule=reader.schedule("DELIVERY_RETRY_SCHEDULE", DEFAULT_DELIVERY_RETRY_SCHEDULE),
         delivery_timeout=reader.number("DELIVERY_TIMEOUT", 15.0),
         allow_private_destinations=reader.flag("ALLOW_PRIVATE_DESTINATIONS"),
         maintenance_interval=reader.number("MAINTENANCE_INTERVAL", 10.0),
+        blockpass_webhook_secret=reader.text("BLOCKPASS_WEBHOOK_SECRET"),
+        blockpass_rate_limit=reader.number("BLOCKPASS_RATE_LIMIT", DEFAULT_BLOCKPASS_RATE_LIMIT),
+        sweep_interval=sweep_interval,
         job_retry_schedule=reader.schedule("JOB_RETRY_SCHEDULE", DEFAULT_JOB_RETRY_SCHEDULE),
         port=int(reader.number("PORT", 8000)),
     )

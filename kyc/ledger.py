@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from kyc import events
+from kyc import events, statuses
 from kyc.models import Candidate, Delivery, Event, StatusChange, Subscriber
 from kyc.outbox import HAND_LEASE, PENDING
 from kyc.transitions import Known, Snapshot, Transition, detect, format_date, merge_dates, parse_date
@@ -67,6 +67,19 @@ def record_snapshot(session: Session, snapshot: Snapshot, observed_at: datetime)
             _append(session, candidate, transition, subscribers, observed_at, recorded)
         candidate.poll_step = 0
         candidate.poll_anchor = observed_at
+    return recorded
+
+
+def record_deletion(session: Session, candidate: Candidate, now: datetime) -> Recorded:
+    """Blockpass no longer has the candidate: record it as deleted (once)."""
+    recorded = Recorded(candidate.id, statuses.DELETED)
+    if candidate.status == statuses.DELETED:
+        return recorded
+    transition = Transition(candidate.status, statuses.DELETED, max(now, candidate.status_changed_at), False)
+    recorded.transitions.append(transition)
+    subscribers = list(session.scalars(select(Subscriber).where(Subscriber.enabled.is_(True))))
+    _append(session, candidate, transition, subscribers, now, recorded)
+    candidate.next_sync_at = None
     return recorded
 
 

@@ -18,7 +18,7 @@ from kyc import polling
 from kyc.blockpass import Answer, Outcome
 from kyc.config import Settings
 from kyc.db import Database
-from kyc.ledger import Recorded, find_candidate, record_snapshot
+from kyc.ledger import Recorded, find_candidate, record_deletion, record_snapshot
 from kyc.models import Candidate
 
 # 5xx, timeouts, refused connections: exponential backoff with full jitter.
@@ -83,6 +83,16 @@ def record(db: Database, answer: Answer, now: datetime, settings: Settings) -> D
             if tries:
                 raise
     raise AssertionError("unreachable")
+
+
+def record_gone(db: Database, ref_id: str | None, record_id: str | None, now: datetime) -> Decision | None:
+    """Record a known candidate as deleted; None when we never knew it."""
+    with db.transaction() as session:
+        candidate = find_candidate(session, ref_id, record_id, lock=True)
+        if candidate is None:
+            return None
+        recorded = record_deletion(session, candidate, now)
+        return Decision(recorded=recorded, delivery_ids=list(recorded.delivery_ids))
 
 
 def _schedule_poll(candidate: Candidate, now: datetime, settings: Settings) -> None:

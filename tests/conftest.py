@@ -38,6 +38,7 @@ from worker.dispatch import QUEUE_NAME
 from worker.runner import RelayWorker
 
 CLIENT_ID = "acme"
+BLOCKPASS_WEBHOOK_SECRET = "bp-webhook-secret"
 API_KEY = "acme-full-key"
 POSTGRES_URL = os.environ.get("KYC_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -246,6 +247,11 @@ def settings(redis_url: str, database_url: str, sandbox: Sandbox, receiver: Rece
         allow_private_destinations=True,
         maintenance_interval=0.5,
         job_retry_schedule=(0.0,),
+        # Tests run the sweep themselves and spend Blockpass calls without a budget
+        # unless they are about those.
+        sweep_interval=0.0,
+        blockpass_rate_limit=0.0,
+        blockpass_webhook_secret=BLOCKPASS_WEBHOOK_SECRET,
     )
 
 
@@ -270,6 +276,13 @@ def app(settings: Settings, redis: Redis) -> Flask:
 @pytest.fixture
 def client(app: Flask) -> Any:
     return app.test_client()
+
+
+@pytest.fixture
+def web(app: Flask) -> Iterator[str]:
+    """The web app on a real loopback port, for callers that speak real HTTP (the sandbox's webhooks)."""
+    with start_background(app) as server:
+        yield server.url
 
 
 Drain = Callable[..., None]

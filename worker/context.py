@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from redis import Redis
 
 from kyc.blockpass import BlockpassClient
+from kyc.budget import CallBudget
 from kyc.config import Settings, load_settings
 from kyc.db import Database
 from kyc.sender import Sender
@@ -44,7 +45,10 @@ def build(settings: Settings, redis: Redis | None = None) -> Context:
         db=Database(settings.database_url),
         redis=connection,
         blockpass=BlockpassClient(
-            settings.blockpass_api_url, settings.blockpass_client_id, settings.blockpass_api_key
+            settings.blockpass_api_url,
+            settings.blockpass_client_id,
+            settings.blockpass_api_key,
+            budget=CallBudget(connection, settings.blockpass_rate_limit),
         ),
         sender=Sender(settings.delivery_timeout, settings.allow_private_destinations),
         dispatch=Dispatcher(connection, settings.job_retry_schedule),

@@ -20,6 +20,8 @@ QUEUE_NAME = "kyc"
 SYNC_JOB = "worker.jobs.sync_candidate"
 DELIVER_JOB = "worker.jobs.deliver"
 MAINTAIN_JOB = "worker.jobs.maintain"
+SWEEP_JOB = "worker.jobs.sweep"
+SWEEP_DUE_KEY = "sweep-due"
 
 # A sync never needs more than this; RQ stops it past that.
 JOB_TIMEOUT = 120
@@ -71,6 +73,19 @@ class Dispatcher:
 
     def request_maintenance(self) -> bool:
         return self._enqueue_coalesced("maintain", MAINTAIN_JOB, {}, 0)
+
+    def request_sweep_if_due(self, interval: float) -> bool:
+        """At most one sweep per interval across every worker: the first to take the key runs it."""
+        if interval <= 0 or not self.first_sight(SWEEP_DUE_KEY, interval):
+            return False
+        return self._enqueue_coalesced("sweep", SWEEP_JOB, {}, 0)
+
+    def first_sight(self, key: str, seconds: float) -> bool:
+        """True the first time `key` is seen within `seconds` (deduplication across processes)."""
+        return bool(self.connection.set(f"kyc:seen:{key}", b"1", nx=True, ex=max(1, int(seconds))))
+
+    def forget(self, key: str) -> None:
+        self.connection.delete(f"kyc:seen:{key}")
 
     def _enqueue_coalesced(self, base_id: str, func: str, kwargs: dict[str, Any], delay: float) -> bool:
         for job_id in (base_id, base_id + "-next"):

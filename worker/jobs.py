@@ -8,11 +8,14 @@ from datetime import timedelta
 import sentry_sdk
 
 from kyc import outbox, syncing
-from kyc.blockpass import Outcome
+from kyc import sweep as reconciliation
+from kyc.blockpass import Answer, Outcome
 from kyc.signing import signature_headers
 from worker.context import Context, current, utcnow
 
 log = logging.getLogger("kyc.worker")
+
+DELETED_CAUSE = "blockpass:user.deleted"
 
 
 def sync_candidate(
@@ -24,30 +27,48 @@ def sync_candidate(
     sentry_sdk.set_tag("refId", ref_id or "")
     answer = ctx.blockpass.candidate(ref_id=ref_id, record_id=record_id)
     if answer.outcome is Outcome.FOUND:
-        decision = syncing.record(ctx.db, answer, utcnow(), ctx.settings)
-        assert decision.recorded is not None
-        for transition in decision.recorded.transitions:
-            log.info(
-                "transition candidate=%s %s -> %s",
-                decision.recorded.candidate_id,
-                transition.from_status,
-                transition.to_status,
-            )
-        _hand_all(ctx, decision.delivery_ids)
-        return f"found:{decision.recorded.status}:{len(decision.recorded.transitions)}"
+        return _found(ctx, answer, ref_id, record_id, attempt, cause)
     decision = syncing.decide(answer, attempt, ctx.settings, ctx.rng)
+    if answer.outcome is Outcome.NOT_FOUND and (cause == DELETED_CAUSE or decision.give_up):
+        # Blockpass said it deleted the candidate and the API agrees, or a
+        # candidate we knew has stayed gone through every retry.
+        gone = syncing.record_gone(ctx.db, ref_id, record_id, utcnow())
+        if gone is not None:
+            _hand_all(ctx, gone.delivery_ids)
+            return "deleted"
     if decision.alert:
         _alert_once(ctx, "blockpass-auth", decision.alert)
         # Known candidates come round again on their poll, not in a tight loop.
         syncing.postpone_known(ctx.db, ref_id, record_id, utcnow(), 3600)
         return "unauthorized"
     if decision.retry_in is not None:
-        ctx.dispatch.request_sync(
-            ref_id, record_id, delay=max(decision.retry_in, 1.0), attempt=attempt + 1, cause=cause
-        )
+        delay = max(decision.retry_in, 1.0)
+        ctx.dispatch.request_sync(ref_id, record_id, delay=delay, attempt=attempt + 1, cause=cause)
         return f"{answer.outcome.value}:retry-in-{decision.retry_in:.0f}s"
     log.warning("sync given up: %s (refId known=%s)", decision.give_up, bool(ref_id))
     return f"gave-up:{answer.outcome.value}"
+
+
+def _found(
+    ctx: Context, answer: Answer, ref_id: str | None, record_id: str | None, attempt: int, cause: str
+) -> str:
+    decision = syncing.record(ctx.db, answer, utcnow(), ctx.settings)
+    assert decision.recorded is not None
+    for transition in decision.recorded.transitions:
+        log.info(
+            "transition candidate=%s %s -> %s",
+            decision.recorded.candidate_id,
+            transition.from_status,
+            transition.to_status,
+        )
+    _hand_all(ctx, decision.delivery_ids)
+    schedule = ctx.settings.sync_not_found_schedule
+    if cause == DELETED_CAUSE and attempt < len(schedule):
+        # Blockpass announced a deletion the API does not show yet: look again.
+        ctx.dispatch.request_sync(
+            ref_id, record_id, delay=schedule[attempt], attempt=attempt + 1, cause=cause
+        )
+    return f"found:{decision.recorded.status}:{len(decision.recorded.transitions)}"
 
 
 def deliver(delivery_id: int) -> str:
@@ -75,7 +96,7 @@ def deliver(delivery_id: int) -> str:
 
 
 def maintain() -> str:
-    """Find what Redis lost or what came due: unhanded deliveries, follow-up polls."""
+    """Find what Redis lost or what came due: unhanded deliveries, follow-up polls; start a due sweep."""
     ctx = current()
     now = utcnow()
     deliveries = outbox.hand_due(ctx.db, now)
@@ -84,7 +105,24 @@ def maintain() -> str:
     polls = syncing.claim_due_polls(ctx.db, now)
     for ref_id, record_id in polls:
         ctx.dispatch.request_sync(ref_id, record_id, cause="poll")
+    ctx.dispatch.request_sweep_if_due(ctx.settings.sweep_interval)
     return f"deliveries:{len(deliveries)} polls:{len(polls)}"
+
+
+def sweep() -> str:
+    """Compare Blockpass's lists with the database; sync every difference."""
+    ctx = current()
+    result = reconciliation.sweep(ctx.blockpass, ctx.db, utcnow())
+    for ref_id, record_id in result.differences:
+        ctx.dispatch.request_sync(ref_id, record_id, cause="sweep")
+    log.info(
+        "sweep calls=%s listed=%s differences=%s complete=%s",
+        result.calls,
+        result.listed,
+        len(result.differences),
+        result.complete,
+    )
+    return f"calls:{result.calls} differences:{len(result.differences)} complete:{result.complete}"
 
 
 def _hand_all(ctx: Context, delivery_ids: list[int]) -> None:
