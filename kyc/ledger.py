@@ -11,13 +11,23 @@ from sqlalchemy.orm import Session
 from kyc import events, statuses
 from kyc.models import Candidate, Delivery, Event, StatusChange, Subscriber
 from kyc.outbox import HAND_LEASE, PENDING
-from kyc.transitions import Known, Snapshot, Transition, detect, format_date, merge_dates, parse_date
+from kyc.transitions import (
+    Known,
+    Snapshot,
+    Transition,
+    detect,
+    format_date,
+    is_stale,
+    merge_dates,
+    parse_date,
+)
 
 
 @dataclass
 class Recorded:
     candidate_id: int
     status: str
+    stale: bool = False
     transitions: list[Transition] = field(default_factory=list)
     delivery_ids: list[int] = field(default_factory=list)
 
@@ -42,7 +52,8 @@ def record_snapshot(session: Session, snapshot: Snapshot, observed_at: datetime)
     """Apply one answer. Applying the same answer twice, or a stale one, records nothing."""
     candidate = find_candidate(session, snapshot.ref_id, snapshot.record_id, lock=True)
     known = _known(candidate)
-    transitions = detect(known, snapshot, observed_at)
+    stale = known is not None and is_stale(known, snapshot)
+    transitions = [] if stale else detect(known, snapshot, observed_at)
     if candidate is None:
         candidate = Candidate(
             ref_id=snapshot.ref_id,
@@ -57,10 +68,10 @@ def record_snapshot(session: Session, snapshot: Snapshot, observed_at: datetime)
             poll_anchor=observed_at,
         )
         session.add(candidate)
-    _refresh(candidate, snapshot, observed_at, stale=known is not None and not transitions)
+    _refresh(candidate, snapshot, observed_at, stale=stale)
     session.flush()
 
-    recorded = Recorded(candidate.id, candidate.status, transitions)
+    recorded = Recorded(candidate.id, candidate.status, stale, transitions)
     if transitions:
         subscribers = list(session.scalars(select(Subscriber).where(Subscriber.enabled.is_(True))))
         for transition in transitions:

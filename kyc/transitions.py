@@ -105,9 +105,10 @@ def detect(known: Known | None, snapshot: Snapshot, observed_at: datetime) -> li
 
 def is_stale(known: Known, snapshot: Snapshot) -> bool:
     """True when the answer predates what is stored, so applying it would move the candidate backwards."""
-    for name, date in snapshot.dates.items():
-        seen = known.dates.get(name)
-        if seen is not None and date < seen:
+    for name, seen in known.dates.items():
+        date = snapshot.dates.get(name)
+        # Blockpass keeps every date it has set: one missing or older than seen is an old answer.
+        if date is None or date < seen:
             return True
     if snapshot.status == known.status:
         return False

@@ -58,6 +58,11 @@ def test_stale_answer_after_an_undated_status_is_ignored() -> None:
     assert detect(known, snap("inreview", waitingDate=1, inreviewDate=2), at(9)) == []
 
 
+def test_an_answer_missing_a_date_already_seen_is_stale() -> None:
+    known = Known("waiting", at(1), {"waitingDate": at(1)})
+    assert detect(known, snap("incomplete"), at(9)) == []
+
+
 def test_an_older_date_for_the_same_field_is_stale() -> None:
     known = Known("waiting", at(6), {"waitingDate": at(6)})
     assert detect(known, snap("inreview", waitingDate=1, inreviewDate=2), at(9)) == []

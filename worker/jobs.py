@@ -63,8 +63,9 @@ def _found(
         )
     _hand_all(ctx, decision.delivery_ids)
     schedule = ctx.settings.sync_not_found_schedule
-    if cause == DELETED_CAUSE and attempt < len(schedule):
-        # Blockpass announced a deletion the API does not show yet: look again.
+    # Blockpass announced a deletion the API does not show yet, or answered from
+    # an old cache while the news that sent us here is newer: look again soon.
+    if (cause == DELETED_CAUSE or decision.recorded.stale) and attempt < len(schedule):
         ctx.dispatch.request_sync(
             ref_id, record_id, delay=schedule[attempt], attempt=attempt + 1, cause=cause
         )
