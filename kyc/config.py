@@ -67,6 +67,9 @@ class Settings:
     blockpass_webhook_secret: str | None = field(default=None, repr=False)
     blockpass_rate_limit: float = DEFAULT_BLOCKPASS_RATE_LIMIT
     sweep_interval: float = DEFAULT_SWEEP_INTERVAL
+    admin_token: str | None = field(default=None, repr=False)
+    # A subscriber failing every attempt for this long is disabled (Svix: 5 days).
+    delivery_disable_after: float = 5 * 24 * 3600.0
     # RQ re-runs a job that raised, or whose worker died, after these waits.
     job_retry_schedule: tuple[float, ...] = DEFAULT_JOB_RETRY_SCHEDULE
     port: int = 8000
@@ -109,6 +112,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         blockpass_rate_limit=reader.number("BLOCKPASS_RATE_LIMIT", DEFAULT_BLOCKPASS_RATE_LIMIT),
         sweep_interval=sweep_interval,
         job_retry_schedule=reader.schedule("JOB_RETRY_SCHEDULE", DEFAULT_JOB_RETRY_SCHEDULE),
+        admin_token=reader.token("ADMIN_TOKEN"),
+        delivery_disable_after=reader.number("DELIVERY_DISABLE_AFTER", 5 * 24 * 3600.0),
         port=int(reader.number("PORT", 8000)),
     )
 
@@ -168,6 +173,12 @@ class _Reader:
             raise ConfigError(name, "is not valid base64 after whsec_") from None
         if not 24 <= len(raw) <= 64:
             raise ConfigError(name, "must hold 24 to 64 random bytes")
+        return value
+
+    def token(self, name: str) -> str | None:
+        value = self.text(name)
+        if value is not None and len(value) < 32:
+            raise ConfigError(name, "must be at least 32 characters (e.g. openssl rand -hex 32)")
         return value
 
     def origins(self, name: str) -> tuple[str, ...]:

@@ -144,7 +144,11 @@ class Subscriber(Base):
     disabled_reason: Mapped[str | None] = mapped_column(String(256))
     disabled_at: Mapped[datetime | None] = mapped_column(Moment)
     rate_limit: Mapped[float | None] = mapped_column(Float)
+    # Start of the current run of failed attempts (cleared by any success): past
+    # DELIVERY_DISABLE_AFTER, the subscriber is disabled.
+    failing_since: Mapped[datetime | None] = mapped_column(Moment)
     created_at: Mapped[datetime] = mapped_column(Moment)
+    updated_at: Mapped[datetime | None] = mapped_column(Moment)
 
     def wants(self, event_type: str) -> bool:
         return self.enabled and (self.event_types is None or event_type in self.event_types)
