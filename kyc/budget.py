@@ -1,4 +1,4 @@
-"""One budget of Blockpass API calls shared by every worker process.
+"""A budget of calls shared by every worker process: Blockpass's API, and each subscriber's cap.
 
 A token bucket in Redis (BLOCKPASS_RATE_LIMIT calls per second, bursts of up
 to one second's worth), plus a shared hold-off: when Blockpass answers 429,
@@ -11,9 +11,6 @@ import time
 from collections.abc import Callable
 
 from redis import Redis
-
-BUCKET_KEY = "kyc:blockpass:bucket"
-HOLD_KEY = "kyc:blockpass:hold-until"
 
 # Returns 0 when a token was taken, else the milliseconds to wait before trying again.
 # Time comes from the Redis server so that every worker shares one clock.
@@ -63,9 +60,15 @@ class BudgetExhausted(Exception):
 
 class CallBudget:
     def __init__(
-        self, redis: Redis, rate: float, sleep: Callable[[float], None] = time.sleep, max_wait: float = 30.0
+        self,
+        redis: Redis,
+        rate: float,
+        sleep: Callable[[float], None] = time.sleep,
+        max_wait: float = 30.0,
+        name: str = "blockpass",
     ) -> None:
         self.redis = redis
+        self.keys = [f"kyc:{name}:bucket", f"kyc:{name}:hold-until"]
         self.rate = rate
         self.capacity = max(1.0, rate)
         self.sleep = sleep
@@ -79,7 +82,7 @@ class CallBudget:
             return 0.0
         waited = 0.0
         while True:
-            wait_ms = int(self._take(keys=[BUCKET_KEY, HOLD_KEY], args=[self.rate, self.capacity]))
+            wait_ms = int(self._take(keys=self.keys, args=[self.rate, self.capacity]))
             if wait_ms <= 0:
                 return waited
             wait = wait_ms / 1000
@@ -90,4 +93,4 @@ class CallBudget:
 
     def hold_off(self, seconds: float) -> None:
         """Blockpass said 429: every worker waits this long before its next call."""
-        self._hold(keys=[HOLD_KEY], args=[int(seconds * 1000)])
+        self._hold(keys=self.keys[1:], args=[int(seconds * 1000)])

@@ -7,7 +7,6 @@ waits until the one before it is delivered or has finally failed.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -15,21 +14,22 @@ from sqlalchemy import Exists, exists, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from kyc.db import Database
+from kyc.delivery_policy import DELIVERED, FAILED, PENDING, DeliveryPolicy, judge
 from kyc.models import Attempt, Delivery, Subscriber
 from kyc.sender import Response
 
-PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
-JITTER = 0.2  # ±20 % on every retry delay, so failed receivers are not hit in lockstep
 HAND_LEASE = timedelta(minutes=5)  # a handed delivery not attempted by then is handed again
 
 
 @dataclass(frozen=True)
 class Claim:
     delivery_id: int
+    subscriber_id: int
     event_id: str
     url: str
     body: str
     secrets: tuple[str, ...]
+    rate_limit: float | None
 
 
 @dataclass(frozen=True)
@@ -38,10 +38,6 @@ class Outcome:
     retry_in: float | None = None
     # The next delivery of the same stream, free to go now that this one is settled.
     next_delivery_id: int | None = None
-
-
-def jittered(delay: float, rng: random.Random) -> float:
-    return max(0.0, delay * (1 + rng.uniform(-JITTER, JITTER)))
 
 
 def _earlier_pending(delivery: type[Delivery] | Delivery) -> Exists:
@@ -54,7 +50,14 @@ def _earlier_pending(delivery: type[Delivery] | Delivery) -> Exists:
     )
 
 
-def claim(db: Database, delivery_id: int, now: datetime, lease: timedelta) -> Claim | None:
+@dataclass(frozen=True)
+class NotYet:
+    """The delivery was handed early (clocks and schedulers are not exact): it is due in `seconds`."""
+
+    seconds: float
+
+
+def claim(db: Database, delivery_id: int, now: datetime, lease: timedelta) -> Claim | NotYet | None:
     """Take the right to attempt a delivery now, or None when it is not this worker's to attempt."""
     with db.transaction() as session:
         delivery = session.get(Delivery, delivery_id, with_for_update=True)
@@ -62,8 +65,8 @@ def claim(db: Database, delivery_id: int, now: datetime, lease: timedelta) -> Cl
             return None
         if delivery.lease_until is not None and delivery.lease_until > now:
             return None
-        if delivery.next_attempt_at > now + timedelta(seconds=1):
-            return None
+        if delivery.next_attempt_at > now:
+            return NotYet((delivery.next_attempt_at - now).total_seconds())
         subscriber = delivery.subscriber
         if not subscriber.enabled:
             return None
@@ -71,7 +74,13 @@ def claim(db: Database, delivery_id: int, now: datetime, lease: timedelta) -> Cl
             return None  # handed again when the one before it settles
         delivery.lease_until = now + lease
         return Claim(
-            delivery.id, delivery.event_id, subscriber.url, delivery.event.body, _secrets(subscriber, now)
+            delivery.id,
+            subscriber.id,
+            delivery.event_id,
+            subscriber.url,
+            delivery.event.body,
+            _secrets(subscriber, now),
+            subscriber.rate_limit,
         )
 
 
@@ -83,12 +92,22 @@ def _secrets(subscriber: Subscriber, now: datetime) -> tuple[str, ...]:
     return current
 
 
+def release(db: Database, delivery_id: int, retry_in: float, now: datetime) -> None:
+    """Give a claimed delivery back without an attempt (its subscriber is busy or over its rate)."""
+    with db.transaction() as session:
+        delivery = session.get(Delivery, delivery_id, with_for_update=True)
+        if delivery is not None and delivery.status == PENDING:
+            delivery.lease_until = None
+            delivery.next_attempt_at = now + timedelta(seconds=retry_in)
+            delivery.handed_until = delivery.next_attempt_at + HAND_LEASE
+
+
 def finish(
     db: Database,
     claimed: Claim,
     response: Response,
     now: datetime,
-    schedule: Sequence[float],
+    policy: DeliveryPolicy,
     rng: random.Random,
 ) -> Outcome:
     """Record the attempt and decide: delivered, retry later, or failed for good."""
@@ -108,15 +127,31 @@ def finish(
         )
         delivery.attempts += 1
         delivery.lease_until = None
-        if response.delivered:
-            return _settle(session, delivery, DELIVERED, now)
-        delivery.last_error = (response.error or f"HTTP {response.status_code}")[:512]
-        if delivery.attempts > len(schedule):
-            return _settle(session, delivery, FAILED, now)
-        delay = jittered(schedule[delivery.attempts - 1], rng)
-        delivery.next_attempt_at = now + timedelta(seconds=delay)
-        delivery.handed_until = delivery.next_attempt_at + HAND_LEASE
-        return Outcome(PENDING, retry_in=delay)
+        subscriber = delivery.subscriber
+        verdict = judge(response, delivery.attempts, subscriber.failing_since, now, policy, rng)
+        _track_health(subscriber, response.delivered, now, verdict.disable_subscriber)
+        if verdict.status != DELIVERED:
+            problem = response.error or f"HTTP {response.status_code}"
+            delivery.last_error = (f"{problem}; {verdict.note}" if verdict.note else problem)[:512]
+        if verdict.status == PENDING:
+            assert verdict.retry_in is not None
+            delivery.next_attempt_at = now + timedelta(seconds=verdict.retry_in)
+            delivery.handed_until = delivery.next_attempt_at + HAND_LEASE
+            return Outcome(PENDING, retry_in=verdict.retry_in)
+        return _settle(session, delivery, verdict.status, now)
+
+
+def _track_health(subscriber: Subscriber, delivered: bool, now: datetime, disable: str | None) -> None:
+    if delivered:
+        subscriber.failing_since = None
+        return
+    if subscriber.failing_since is None:
+        subscriber.failing_since = now
+    if disable and subscriber.enabled:
+        # Operator-visible: why and when. Pending deliveries stay pending until it is enabled again.
+        subscriber.enabled = False
+        subscriber.disabled_reason = disable[:256]
+        subscriber.disabled_at = now
 
 
 def _settle(session: Session, delivery: Delivery, status: str, now: datetime) -> Outcome:

@@ -187,44 +187,66 @@ class Receiver:
     secret: str
     received: list[Received] = field(default_factory=list)
     rejected: int = 0
-    answers: list[int] = field(default_factory=list)  # status codes to answer next, in order
+    # What to answer next, in order: a status code, or (status code, headers).
+    answers: list[int | tuple[int, dict[str, str]]] = field(default_factory=list)
+    delay: float = 0.0  # seconds to think before answering
+    arrivals: list[float] = field(default_factory=list)  # time.monotonic() of every request
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def types(self) -> list[str]:
         with self.lock:
             return [item.payload["type"] for item in self.received]
 
-    def fail_next(self, *codes: int) -> None:
+    def fail_next(self, *answers: int | tuple[int, dict[str, str]]) -> None:
         with self.lock:
-            self.answers.extend(codes)
+            self.answers.extend(answers)
+
+    def answer(self, body: bytes, headers: dict[str, str]) -> tuple[str, int, dict[str, str]]:
+        with self.lock:
+            self.arrivals.append(time.monotonic())
+            planned = self.answers.pop(0) if self.answers else None
+        if self.delay:
+            time.sleep(self.delay)
+        if planned is not None:
+            code, extra = planned if isinstance(planned, tuple) else (planned, {})
+            return "not now", code, extra
+        try:
+            payload = Webhook(self.secret).verify(body, headers)
+        except Exception:
+            with self.lock:
+                self.rejected += 1
+            return "bad signature", 400, {}
+        with self.lock:
+            self.received.append(Received(headers, body, payload))
+        return "", 204, {}
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    secret = generate_secret()
-    app = Flask("receiver")
-    state = Receiver(url="", secret=secret)
+def make_receiver() -> Iterator[Callable[..., Receiver]]:
+    """Start receivers on loopback (127.0.0.1 or ::1), each with its own secret."""
+    servers = []
 
-    @app.post("/hook")
-    def hook() -> tuple[str, int]:
-        body = request.get_data()
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        with state.lock:
-            if state.answers:
-                return "not now", state.answers.pop(0)
-        try:
-            payload = Webhook(secret).verify(body, headers)
-        except Exception:
-            with state.lock:
-                state.rejected += 1
-            return "bad signature", 400
-        with state.lock:
-            state.received.append(Received(headers, body, payload))
-        return "", 204
+    def start(host: str = "127.0.0.1") -> Receiver:
+        app = Flask("receiver")
+        state = Receiver(url="", secret=generate_secret())
 
-    with start_background(app) as server:
+        @app.post("/hook")
+        def hook() -> tuple[str, int, dict[str, str]]:
+            return state.answer(request.get_data(), {k.lower(): v for k, v in request.headers.items()})
+
+        server = start_background(app, host=host)
+        servers.append(server)
         state.url = f"{server.url}/hook"
-        yield state
+        return state
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def receiver(make_receiver: Callable[..., Receiver]) -> Receiver:
+    return make_receiver()
 
 
 @pytest.fixture
@@ -265,6 +287,8 @@ def ctx(settings: Settings, redis: Redis, db: Database) -> Iterator[context.Cont
     context.install(built)
     subscribers.sync_configured(db, settings, context.utcnow())
     yield built
+    if built.pool is not None:
+        built.pool.shutdown()
     context.install(None)  # type: ignore[arg-type]
 
 
@@ -302,10 +326,13 @@ def drain(ctx: context.Context, redis: Redis) -> Drain:
             scheduler.acquire_locks()
             scheduler.enqueue_scheduled_jobs()
             RelayWorker([QUEUE_NAME], connection=redis).work(burst=True, logging_level="WARNING")
+            # Attempts run on the delivery pool: give them a moment, without waiting
+            # out a slow receiver the condition may not depend on.
+            idle = ctx.pool is None or ctx.pool.wait_idle(0.2)
             if maintain:
                 maintenance()
             if until is None:
-                if not Queue(QUEUE_NAME, connection=redis).count and not scheduled.count:
+                if idle and not Queue(QUEUE_NAME, connection=redis).count and not scheduled.count:
                     return
             elif until():
                 return

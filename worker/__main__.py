@@ -41,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         worker.work(burst=args.burst, with_scheduler=True, logging_level="INFO")
     finally:
         stop.set()
+        if ctx.pool is not None:
+            ctx.pool.shutdown()
     return 0
 
 

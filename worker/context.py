@@ -10,6 +10,7 @@ import random
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from redis import Redis
 
@@ -19,6 +20,9 @@ from kyc.config import Settings, load_settings
 from kyc.db import Database
 from kyc.sender import Sender
 from worker.dispatch import Dispatcher
+
+if TYPE_CHECKING:
+    from worker.delivering import DeliveryPool
 
 log = logging.getLogger("kyc.worker")
 
@@ -32,6 +36,16 @@ class Context:
     sender: Sender
     dispatch: Dispatcher
     rng: random.Random
+    pool: DeliveryPool | None = None
+
+    def deliveries(self) -> DeliveryPool:
+        """The delivery pool, started on first use (a web process never needs one)."""
+        from worker.delivering import DeliveryPool
+
+        with _lock:
+            if self.pool is None:
+                self.pool = DeliveryPool(self)
+            return self.pool
 
 
 _current: Context | None = None

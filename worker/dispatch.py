@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from redis import Redis
@@ -114,7 +114,10 @@ class Dispatcher:
             "kwargs": kwargs,
         }
         if delay > 0:
-            self.queue.enqueue_in(timedelta(seconds=delay), func, **options)
+            # RQ's schedule counts whole seconds and drops the fraction: round up,
+            # never down, so nothing runs before its time.
+            at = datetime.now(UTC) + timedelta(seconds=delay)
+            self.queue.enqueue_at(at.replace(microsecond=0) + timedelta(seconds=1), func, **options)
         else:
             self.queue.enqueue(func, **options)
 

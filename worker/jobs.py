@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 import sentry_sdk
 
 from kyc import outbox, syncing
 from kyc import sweep as reconciliation
 from kyc.blockpass import Answer, Outcome
-from kyc.signing import signature_headers
 from worker.context import Context, current, utcnow
 
 log = logging.getLogger("kyc.worker")
@@ -73,27 +71,9 @@ def _found(
 
 
 def deliver(delivery_id: int) -> str:
-    """One attempt of one delivery; schedules the retry or frees the next in its stream."""
-    ctx = current()
-    lease = timedelta(seconds=ctx.settings.delivery_timeout * 2 + 30)
-    claimed = outbox.claim(ctx.db, delivery_id, utcnow(), lease)
-    if claimed is None:
-        return "not-claimed"
-    headers = signature_headers(claimed.event_id, claimed.body, claimed.secrets, utcnow())
-    response = ctx.sender.post(claimed.url, claimed.body, headers)
-    result = outbox.finish(ctx.db, claimed, response, utcnow(), ctx.settings.delivery_retry_schedule, ctx.rng)
-    log.info(
-        "delivery=%s status=%s code=%s ms=%s",
-        delivery_id,
-        result.status,
-        response.status_code,
-        response.duration_ms,
-    )
-    if result.retry_in is not None:
-        ctx.dispatch.hand_delivery(delivery_id, delay=max(result.retry_in, 1.0))
-    if result.next_delivery_id is not None:
-        ctx.dispatch.hand_delivery(result.next_delivery_id)
-    return result.status
+    """Hand one delivery to this process's delivery pool; the attempt runs there."""
+    current().deliveries().submit(delivery_id)
+    return "handed"
 
 
 def maintain() -> str:
