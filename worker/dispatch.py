@@ -15,6 +15,7 @@ from redis import Redis
 from rq import Queue, Retry
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
+from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
 QUEUE_NAME = "kyc"
 SYNC_JOB = "worker.jobs.sync_candidate"
@@ -29,6 +30,17 @@ JOB_TIMEOUT = 120
 FAILURE_TTL = 7 * 24 * 3600
 # Statuses of an existing job under the same id that mean "already on its way".
 _WAITING = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED, JobStatus.CREATED}
+
+
+def queue_depths(connection: Redis) -> dict[str, int]:
+    """Jobs by state, for /metrics."""
+    queue = Queue(QUEUE_NAME, connection=connection)
+    return {
+        "queued": queue.count,
+        "scheduled": ScheduledJobRegistry(queue=queue).count,
+        "started": StartedJobRegistry(queue=queue).count,
+        "failed": FailedJobRegistry(queue=queue).count,
+    }
 
 
 def sync_key(ref_id: str | None, record_id: str | None) -> str:
