@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -62,9 +63,12 @@ class BlockpassClient:
         api_key: str,
         budget: CallBudget | None = None,
         pool_size: int = 10,
+        observe: Callable[[str, str, float], None] | None = None,
     ) -> None:
         self.base = f"{api_url.rstrip('/')}/{quote(client_id, safe='')}"
         self.budget = budget
+        # Told (route, status code or error, seconds) after every call: for metrics.
+        self.observe = observe
         self.session = requests.Session()
         adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size)
         self.session.mount("https://", adapter)
@@ -105,6 +109,13 @@ class BlockpassClient:
             except BudgetExhausted as exc:
                 # Not Blockpass's answer but ours: wait our turn, like a 429.
                 return Answer(Outcome.RATE_LIMITED, retry_after=exc.wait, detail="call budget"), None
+        route = path.split("/")[1] if path.count("/") > 1 else path.strip("/")
+        answer, data = self._call(path, params)
+        if self.observe is not None:
+            self.observe(route, str(answer.status_code or answer.outcome.value), answer.elapsed)
+        return answer, data
+
+    def _call(self, path: str, params: dict[str, Any] | None) -> tuple[Answer, Any]:
         started = time.monotonic()
         try:
             response = self.session.get(

@@ -13,6 +13,7 @@ import atexit
 import logging
 import re
 import threading
+import weakref
 from collections import defaultdict
 
 from redis import Redis
@@ -46,13 +47,14 @@ class Metrics:
         self._histograms: dict[str, float] = defaultdict(float)
         self._flusher: threading.Thread | None = None
         self._stop = threading.Event()
+        _instances.add(self)
 
-    def incr(self, name: str, amount: int = 1, **labels: object) -> None:
+    def incr(self, name: str, amount: int = 1, /, **labels: object) -> None:
         with self._lock:
             self._counts[series(name, labels)] += amount
         self._ensure_flusher()
 
-    def observe(self, name: str, seconds: float, **labels: object) -> None:
+    def observe(self, name: str, seconds: float, /, **labels: object) -> None:
         edge = next((str(edge) for edge in BUCKETS if seconds <= edge), "+Inf")
         with self._lock:
             self._histograms[series(f"{name}_bucket", {**labels, "le": edge})] += 1
@@ -93,9 +95,9 @@ class Metrics:
         histograms = {_text(k): float(v) for k, v in self.redis.hgetall(HISTOGRAMS_KEY).items()}
         return counters, histograms
 
-    def close(self) -> None:
+    def close(self, quiet: bool = False) -> None:
         self._stop.set()
-        self.flush()
+        self.flush(quiet=quiet)
 
     def _ensure_flusher(self) -> None:
         if self._flusher is not None and self._flusher.is_alive():
@@ -110,6 +112,15 @@ class Metrics:
     def _run(self) -> None:
         while not self._stop.wait(self.flush_interval):
             self.flush()
+
+
+_instances: weakref.WeakSet[Metrics] = weakref.WeakSet()
+
+
+def close_all() -> None:
+    """Flush and stop every Metrics of this process (tests start each case from a clean slate)."""
+    for metrics in list(_instances):
+        metrics.close(quiet=True)
 
 
 def _text(key: bytes | str) -> str:

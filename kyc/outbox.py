@@ -73,6 +73,9 @@ def claim(db: Database, delivery_id: int, now: datetime, lease: timedelta) -> Cl
         if session.scalar(select(_earlier_pending(delivery))):
             return None  # handed again when the one before it settles
         delivery.lease_until = now + lease
+        # The hand-over lease follows the attempt's: a process that dies mid-attempt leaves the delivery
+        # to the maintenance pass once the attempt lease runs out, not HAND_LEASE after it was handed.
+        delivery.handed_until = delivery.lease_until
         return Claim(
             delivery.id,
             subscriber.id,

@@ -26,6 +26,18 @@ DATE_FIELDS = {
     REVIEW_REQUESTED: "reviewRequestedDate",
 }
 
+# The usual order of a candidate's life: it breaks ties between equal dates
+# (Blockpass stamps in milliseconds; two steps can share one).
+LIFE_ORDER = {
+    INCOMPLETE: 0,
+    WAITING: 1,
+    INREVIEW: 2,
+    REVIEW_REQUESTED: 3,
+    REJECTED: 3,
+    APPROVED: 3,
+    BLOCKED: 4,
+}
+
 # Statuses that wait on a person (an operator blocking, an applicant
 # resubmitting) with no deadline: polling them would spend API calls for weeks to
 # catch a rare change that Blockpass's webhooks, the widget's next callback and

@@ -81,14 +81,14 @@ def detect(known: Known | None, snapshot: Snapshot, observed_at: datetime) -> li
     # Dated steps newer than anything seen before, and not after the current
     # status was entered, happened in between: record them in date order.
     steps = sorted(
-        (date, status)
+        (date, statuses.LIFE_ORDER.get(status, 9), status)
         for status, name in statuses.DATE_FIELDS.items()
         if status != snapshot.status
         and (date := snapshot.dates.get(name)) is not None
         and (watermark is None or date > watermark)
         and (own_date is None or date <= own_date)
     )
-    path = [(date, status, True) for date, status in steps]
+    path = [(date, status, True) for date, _, status in steps]
     path.append((own_date or observed_at, snapshot.status, own_date is not None))
 
     transitions: list[Transition] = []

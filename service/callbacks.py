@@ -14,6 +14,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 from redis.exceptions import RedisError
 
+from kyc.metrics import Metrics
 from service.errors import ApiError
 from worker.dispatch import Dispatcher
 
@@ -29,13 +30,20 @@ callbacks = Blueprint("callbacks", __name__)
 
 @callbacks.post("/v1/callbacks")
 def accept_callback() -> tuple[Response, int]:
-    ref_id, record_id = parse_callback()
+    metrics: Metrics = current_app.extensions["kyc.metrics"]
+    try:
+        ref_id, record_id = parse_callback()
+    except ApiError as exc:
+        metrics.incr("kyc_callbacks_total", outcome="rejected", reason=exc.code)
+        raise
     dispatch: Dispatcher = current_app.extensions["kyc.dispatch"]
     try:
         dispatch.request_sync(ref_id, record_id, cause="callback")
     except RedisError:
         log.exception("could not queue a sync")
+        metrics.incr("kyc_callbacks_total", outcome="rejected", reason="unavailable")
         raise ApiError(503, "unavailable", "the callback could not be queued; try again shortly") from None
+    metrics.incr("kyc_callbacks_total", outcome="accepted")
     return jsonify(accepted=True, refId=ref_id, recordId=record_id), 202
 
 

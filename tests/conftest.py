@@ -28,6 +28,7 @@ from standardwebhooks.webhooks import Webhook
 from kyc import migrate
 from kyc.config import Settings
 from kyc.db import Database
+from kyc.metrics import close_all
 from kyc.models import Base
 from kyc.signing import generate_secret
 from sandbox import SandboxState, create_app, start_background
@@ -102,8 +103,10 @@ def _wait_for_redis(url: str) -> None:
 @pytest.fixture
 def redis(redis_url: str) -> Iterator[Redis]:
     connection = Redis.from_url(redis_url)
+    close_all()  # figures still buffered by an earlier test's processes land now, not mid-test
     connection.flushdb()
     yield connection
+    close_all()
     connection.flushdb()
     connection.close()
 

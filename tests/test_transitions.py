@@ -40,6 +40,11 @@ def test_skipped_intermediate_status_is_recorded_in_date_order() -> None:
     assert steps(result) == [("waiting", "inreview"), ("inreview", "approved")]
 
 
+def test_steps_sharing_one_date_follow_the_usual_order() -> None:
+    result = detect(None, snap("approved", waitingDate=1, inreviewDate=1, approvedDate=1), at(9))
+    assert steps(result) == [(None, "waiting"), ("waiting", "inreview"), ("inreview", "approved")]
+
+
 def test_same_answer_twice_changes_nothing() -> None:
     known = Known("inreview", at(2), {"waitingDate": at(1), "inreviewDate": at(2)})
     assert detect(known, snap("inreview", waitingDate=1, inreviewDate=2), at(9)) == []

@@ -18,6 +18,7 @@ from kyc.blockpass import BlockpassClient
 from kyc.budget import CallBudget
 from kyc.config import Settings, load_settings
 from kyc.db import Database
+from kyc.metrics import Metrics
 from kyc.sender import Sender
 from worker.dispatch import Dispatcher
 
@@ -36,6 +37,7 @@ class Context:
     sender: Sender
     dispatch: Dispatcher
     rng: random.Random
+    metrics: Metrics
     pool: DeliveryPool | None = None
 
     def deliveries(self) -> DeliveryPool:
@@ -54,6 +56,12 @@ _lock = threading.Lock()
 
 def build(settings: Settings, redis: Redis | None = None) -> Context:
     connection = redis if redis is not None else Redis.from_url(settings.redis_url, **redis_options(settings))
+    metrics = Metrics(connection)
+
+    def observe_call(route: str, code: str, seconds: float) -> None:
+        metrics.incr("kyc_blockpass_calls_total", route=route, code=code)
+        metrics.observe("kyc_blockpass_call_seconds", seconds, route=route)
+
     return Context(
         settings=settings,
         db=Database(settings.database_url),
@@ -63,10 +71,12 @@ def build(settings: Settings, redis: Redis | None = None) -> Context:
             settings.blockpass_client_id,
             settings.blockpass_api_key,
             budget=CallBudget(connection, settings.blockpass_rate_limit),
+            observe=observe_call,
         ),
         sender=Sender(settings.delivery_timeout, settings.allow_private_destinations),
         dispatch=Dispatcher(connection, settings.job_retry_schedule),
         rng=random.Random(),
+        metrics=metrics,
     )
 
 

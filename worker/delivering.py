@@ -115,6 +115,9 @@ def attempt(ctx: Context, delivery_id: int, pool: DeliveryPool) -> str:
         settings.delivery_retry_schedule, timedelta(seconds=settings.delivery_disable_after)
     )
     result = outbox.finish(ctx.db, claimed, response, utcnow(), policy, ctx.rng)
+    outcome = "delivered" if response.delivered else ("retry" if result.status == "pending" else "failed")
+    ctx.metrics.incr("kyc_deliveries_total", outcome=outcome)
+    ctx.metrics.observe("kyc_delivery_seconds", response.duration_ms / 1000, outcome=outcome)
     log.info(
         "delivery=%s subscriber=%s status=%s code=%s ms=%s",
         delivery_id,

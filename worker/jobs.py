@@ -21,6 +21,12 @@ def sync_candidate(
 ) -> str:
     """Fetch one candidate from Blockpass and record what changed. Returns the outcome, for the job log."""
     ctx = current()
+    outcome = _sync(ctx, ref_id, record_id, attempt, cause)
+    ctx.metrics.incr("kyc_syncs_total", outcome=outcome.split(":")[0])
+    return outcome
+
+
+def _sync(ctx: Context, ref_id: str | None, record_id: str | None, attempt: int, cause: str) -> str:
     # refId is the integrator's own identifier, not identity data: ops need it to find a case.
     sentry_sdk.set_tag("refId", ref_id or "")
     answer = ctx.blockpass.candidate(ref_id=ref_id, record_id=record_id)
@@ -53,6 +59,9 @@ def _found(
     decision = syncing.record(ctx.db, answer, utcnow(), ctx.settings)
     assert decision.recorded is not None
     for transition in decision.recorded.transitions:
+        ctx.metrics.incr(
+            "kyc_transitions_total", **{"from": transition.from_status or "none", "to": transition.to_status}
+        )
         log.info(
             "transition candidate=%s %s -> %s",
             decision.recorded.candidate_id,
@@ -67,7 +76,9 @@ def _found(
         ctx.dispatch.request_sync(
             ref_id, record_id, delay=schedule[attempt], attempt=attempt + 1, cause=cause
         )
-    return f"found:{decision.recorded.status}:{len(decision.recorded.transitions)}"
+    if decision.recorded.stale:
+        return "stale"
+    return f"{'changed' if decision.recorded.transitions else 'unchanged'}:{decision.recorded.status}"
 
 
 def deliver(delivery_id: int) -> str:
@@ -94,6 +105,7 @@ def sweep() -> str:
     """Compare Blockpass's lists with the database; sync every difference."""
     ctx = current()
     result = reconciliation.sweep(ctx.blockpass, ctx.db, utcnow())
+    ctx.metrics.incr("kyc_sweeps_total", complete=str(result.complete).lower())
     for ref_id, record_id in result.differences:
         ctx.dispatch.request_sync(ref_id, record_id, cause="sweep")
     log.info(
