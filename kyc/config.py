@@ -67,6 +67,8 @@ class Settings:
     blockpass_webhook_secret: str | None = field(default=None, repr=False)
     blockpass_rate_limit: float = DEFAULT_BLOCKPASS_RATE_LIMIT
     sweep_interval: float = DEFAULT_SWEEP_INTERVAL
+    # A claimed sync not finished by then (its worker died) is claimed again.
+    sync_lease: float = 60.0
     admin_token: str | None = field(default=None, repr=False)
     # A subscriber failing every attempt for this long is disabled (Svix: 5 days).
     delivery_disable_after: float = 5 * 24 * 3600.0
@@ -113,6 +115,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         sweep_interval=sweep_interval,
         job_retry_schedule=reader.schedule("JOB_RETRY_SCHEDULE", DEFAULT_JOB_RETRY_SCHEDULE),
         admin_token=reader.token("ADMIN_TOKEN"),
+        sync_lease=reader.number("SYNC_LEASE", 60.0),
         delivery_disable_after=reader.number("DELIVERY_DISABLE_AFTER", 5 * 24 * 3600.0),
         port=int(reader.number("PORT", 8000)),
     )

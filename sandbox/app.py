@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from sandbox import api, control
+from sandbox import api, control, widget
 from sandbox.errors import SandboxError, error_body
 from sandbox.records import SCOPES
 from sandbox.state import SandboxState
@@ -39,6 +39,7 @@ def create_app(
     app.extensions["sandbox"] = state
     app.register_blueprint(api.bp)
     app.register_blueprint(control.bp)
+    app.register_blueprint(widget.bp)
 
     @app.errorhandler(SandboxError)
     def _sandbox_error(exc: SandboxError) -> tuple[Response, int]:

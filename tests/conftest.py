@@ -272,6 +272,7 @@ def settings(redis_url: str, database_url: str, sandbox: Sandbox, receiver: Rece
         allow_private_destinations=True,
         maintenance_interval=0.5,
         job_retry_schedule=(0.0,),
+        sync_lease=5.0,
         # Tests run the sweep themselves and spend Blockpass calls without a budget
         # unless they are about those.
         sweep_interval=0.0,
@@ -290,8 +291,7 @@ def ctx(settings: Settings, redis: Redis, db: Database) -> Iterator[context.Cont
     context.install(built)
     subscribers.sync_configured(db, settings, context.utcnow())
     yield built
-    if built.pool is not None:
-        built.pool.shutdown()
+    built.shutdown_pools()
     context.install(None)  # type: ignore[arg-type]
 
 
@@ -329,9 +329,14 @@ def drain(ctx: context.Context, redis: Redis) -> Drain:
             scheduler.acquire_locks()
             scheduler.enqueue_scheduled_jobs()
             RelayWorker([QUEUE_NAME], connection=redis).work(burst=True, logging_level="WARNING")
-            # Attempts run on the delivery pool: give them a moment, without waiting
+            # What the worker's hint pump does: claim hints for the sync pool.
+            syncs = ctx.syncs()
+            syncs.pump_once()
+            # Syncs and attempts run on pools: give them a moment, without waiting
             # out a slow receiver the condition may not depend on.
-            idle = ctx.pool is None or ctx.pool.wait_idle(0.2)
+            synced = syncs.wait_idle(0.2)
+            idle = synced and (ctx.pool is None or ctx.pool.wait_idle(0.2))
+            idle = idle and not any(ctx.dispatch.inbox.counts().values())
             if maintain:
                 maintenance()
             if until is None:

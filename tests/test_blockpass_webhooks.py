@@ -9,11 +9,10 @@ from typing import Any
 
 import pytest
 from redis import Redis
-from rq import Queue
 from sqlalchemy import select
 
 from kyc.models import Candidate, StatusChange
-from worker.dispatch import QUEUE_NAME
+from worker.hints import Inbox
 
 SECRET = "bp-webhook-secret"
 # The documented sample body (docs: Blockpass webhooks), with its ids filled in.
@@ -56,7 +55,8 @@ def send(client: Any, payload: Any, signature: str | None = "auto", **headers: s
 
 
 def queued(redis: Redis) -> int:
-    return Queue(QUEUE_NAME, connection=redis).count
+    """Syncs waiting to be taken up: hints in the inbox."""
+    return Inbox(redis).counts()["hints_pending"]
 
 
 def test_documented_sample_with_a_valid_signature_queues_a_sync(client: Any, redis: Redis) -> None:

@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 from redis import Redis
-from rq import Queue
 
-from worker.dispatch import QUEUE_NAME
+from worker.hints import Inbox
 
 
 def queued(redis: Redis) -> int:
-    return Queue(QUEUE_NAME, connection=redis).count
+    """Syncs waiting to be taken up: hints in the inbox."""
+    return Inbox(redis).counts()["hints_pending"]
 
 
 def post(client: Any, body: Any, content_type: str = "application/json", **headers: str) -> Any:

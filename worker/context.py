@@ -24,6 +24,7 @@ from worker.dispatch import Dispatcher
 
 if TYPE_CHECKING:
     from worker.delivering import DeliveryPool
+    from worker.syncer import SyncPool
 
 log = logging.getLogger("kyc.worker")
 
@@ -39,6 +40,7 @@ class Context:
     rng: random.Random
     metrics: Metrics
     pool: DeliveryPool | None = None
+    sync_pool: SyncPool | None = None
 
     def deliveries(self) -> DeliveryPool:
         """The delivery pool, started on first use (a web process never needs one)."""
@@ -48,6 +50,22 @@ class Context:
             if self.pool is None:
                 self.pool = DeliveryPool(self)
             return self.pool
+
+    def syncs(self) -> SyncPool:
+        """The sync pool, started on first use."""
+        from worker.syncer import SyncPool
+
+        with _lock:
+            if self.sync_pool is None:
+                self.sync_pool = SyncPool(self)
+            return self.sync_pool
+
+    def shutdown_pools(self) -> None:
+        """Let syncs finish first (they hand deliveries on), then deliveries."""
+        if self.sync_pool is not None:
+            self.sync_pool.shutdown()
+        if self.pool is not None:
+            self.pool.shutdown()
 
 
 _current: Context | None = None
@@ -74,7 +92,7 @@ def build(settings: Settings, redis: Redis | None = None) -> Context:
             observe=observe_call,
         ),
         sender=Sender(settings.delivery_timeout, settings.allow_private_destinations),
-        dispatch=Dispatcher(connection, settings.job_retry_schedule),
+        dispatch=Dispatcher(connection, settings.job_retry_schedule, settings.sync_lease),
         rng=random.Random(),
         metrics=metrics,
     )

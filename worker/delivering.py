@@ -10,17 +10,14 @@ lease runs out and the maintenance pass hands the delivery again.
 from __future__ import annotations
 
 import logging
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-
-import sentry_sdk
 
 from kyc import outbox
 from kyc.budget import BudgetExhausted, CallBudget
 from kyc.delivery_policy import DeliveryPolicy
 from kyc.signing import signature_headers
 from worker.context import Context, utcnow
+from worker.pools import WorkPool
 
 log = logging.getLogger("kyc.worker")
 
@@ -32,44 +29,15 @@ PER_SUBSCRIBER = 4
 BUSY_RETRY = 1.0  # seconds before a delivery turned away for a busy subscriber is tried again
 
 
-class DeliveryPool:
+class DeliveryPool(WorkPool):
     def __init__(self, ctx: Context, threads: int = THREADS) -> None:
+        super().__init__("delivery", threads, BACKLOG)
         self.ctx = ctx
-        self.executor = ThreadPoolExecutor(threads, thread_name_prefix="delivery")
-        self.slots = threading.BoundedSemaphore(threads + BACKLOG)
-        self.lock = threading.Condition()
-        self.pending = 0
         self.busy: dict[int, int] = {}
         self.budgets: dict[int, CallBudget] = {}
 
-    def submit(self, delivery_id: int) -> None:
-        self.slots.acquire()
-        with self.lock:
-            self.pending += 1
-        self.executor.submit(self._run, delivery_id)
-
-    def wait_idle(self, timeout: float | None = None) -> bool:
-        with self.lock:
-            return self.lock.wait_for(lambda: self.pending == 0, timeout)
-
-    def shutdown(self) -> None:
-        """Let attempts in flight finish (each is bounded by DELIVERY_TIMEOUT), then stop."""
-        self.executor.shutdown(wait=True)
-
-    def _run(self, delivery_id: int) -> None:
-        try:
-            attempt(self.ctx, delivery_id, self)
-        except Exception:
-            log.exception(
-                "delivery %s: attempt crashed; its lease will run out and it will be handed again",
-                delivery_id,
-            )
-            sentry_sdk.capture_exception()
-        finally:
-            with self.lock:
-                self.pending -= 1
-                self.lock.notify_all()
-            self.slots.release()
+    def submit_delivery(self, delivery_id: int) -> None:
+        self.submit(lambda: attempt(self.ctx, delivery_id, self), f"delivery {delivery_id}")
 
     def enter(self, subscriber_id: int) -> bool:
         with self.lock:

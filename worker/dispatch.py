@@ -17,8 +17,11 @@ from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
+from worker.hints import Hint, Inbox
+
 QUEUE_NAME = "kyc"
 SYNC_JOB = "worker.jobs.sync_candidate"
+DELETED_CAUSE = "blockpass:user.deleted"
 DELIVER_JOB = "worker.jobs.deliver"
 MAINTAIN_JOB = "worker.jobs.maintain"
 SWEEP_JOB = "worker.jobs.sweep"
@@ -33,9 +36,10 @@ _WAITING = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED, JobStatus
 
 
 def queue_depths(connection: Redis) -> dict[str, int]:
-    """Jobs by state, for /metrics."""
+    """Jobs by state, and hints waiting or in flight, for /metrics."""
     queue = Queue(QUEUE_NAME, connection=connection)
     return {
+        **Inbox(connection).counts(),
         "queued": queue.count,
         "scheduled": ScheduledJobRegistry(queue=queue).count,
         "started": StartedJobRegistry(queue=queue).count,
@@ -50,8 +54,11 @@ def sync_key(ref_id: str | None, record_id: str | None) -> str:
 
 
 class Dispatcher:
-    def __init__(self, connection: Redis, job_retry: tuple[float, ...] = (10.0, 60.0, 300.0)) -> None:
+    def __init__(
+        self, connection: Redis, job_retry: tuple[float, ...] = (10.0, 60.0, 300.0), sync_lease: float = 60.0
+    ) -> None:
         self.connection = connection
+        self.inbox = Inbox(connection, sync_lease)
         # An exception, or a worker killed mid-job (RQ's abandoned-job cleanup), runs the job again.
         self.retry = (
             Retry(max=len(job_retry), interval=[int(delay) for delay in job_retry]) if job_retry else None
@@ -69,14 +76,15 @@ class Dispatcher:
     ) -> bool:
         """Ask for a sync of one candidate; False when one is already waiting (the requests coalesce).
 
-        At most one sync per candidate waits in the queue, one more may wait
-        behind a running one (the running one may have fetched before the news
-        arrived), and one retry may wait in the schedule.
+        Now: a hint in the inbox, one Redis round trip. Later (a retry): an RQ
+        job scheduled for then, which files the hint when its time comes.
         """
-        kind = "retry" if delay > 0 else "sync"
-        kwargs = {"ref_id": ref_id, "record_id": record_id, "attempt": attempt, "cause": cause}
         key = sync_key(ref_id, record_id)
-        return self._enqueue_coalesced(f"{kind}-{key}", SYNC_JOB, kwargs, delay)
+        if delay <= 0:
+            priority = 1 if cause == DELETED_CAUSE else 0
+            return self.inbox.file(Hint(key, ref_id, record_id, cause, attempt), priority)
+        kwargs = {"ref_id": ref_id, "record_id": record_id, "attempt": attempt, "cause": cause}
+        return self._enqueue_coalesced(f"retry-{key}", SYNC_JOB, kwargs, delay)
 
     def hand_delivery(self, delivery_id: int, *, delay: float = 0) -> bool:
         return self._enqueue_coalesced(
