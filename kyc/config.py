@@ -54,6 +54,7 @@ class Settings:
     sentry_dsn: str | None = field(default=None, repr=False)
     sentry_environment: str | None = None
     sentry_release: str | None = None
+    sentry_traces_sample_rate: float | None = None
     cors_origins: tuple[str, ...] = ()
     notify_url: str | None = None
     notify_secret: str | None = field(default=None, repr=False)
@@ -97,6 +98,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         sentry_dsn=reader.text("SENTRY_DSN"),
         sentry_environment=reader.text("SENTRY_ENVIRONMENT"),
         sentry_release=reader.text("SENTRY_RELEASE"),
+        sentry_traces_sample_rate=reader.fraction("SENTRY_TRACES_SAMPLE_RATE"),
         cors_origins=reader.origins("CORS_ORIGINS"),
         notify_url=notify_url,
         notify_secret=notify_secret,
@@ -218,6 +220,14 @@ class _Reader:
         if number < 0 or number != number:
             raise ConfigError(name, "must be zero or more")
         return number
+
+    def fraction(self, name: str) -> float | None:
+        if self.text(name) is None:
+            return None
+        value = self.number(name, 0.0)
+        if value > 1:
+            raise ConfigError(name, "must be between 0 and 1")
+        return value
 
     def flag(self, name: str) -> bool:
         value = (self.text(name) or "false").lower()

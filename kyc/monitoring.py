@@ -37,6 +37,7 @@ def init_sentry(settings: Settings, integrations: Sequence[Integration], **optio
             "stack_frame_variables": False,
         },
         max_request_body_size="never",
+        traces_sample_rate=settings.sentry_traces_sample_rate,
         before_send=before_send,
         before_breadcrumb=before_breadcrumb,
         **options,

@@ -60,6 +60,8 @@ def test_schedules_and_origins_parse() -> None:
         ({"CORS_ORIGINS": "shop.example"}, "CORS_ORIGINS"),
         ({"CORS_ORIGINS": "https://shop.example/path"}, "CORS_ORIGINS"),
         ({"PORT": "eighty"}, "PORT"),
+        ({"SENTRY_TRACES_SAMPLE_RATE": "2"}, "SENTRY_TRACES_SAMPLE_RATE"),
+        ({"ADMIN_TOKEN": "short"}, "ADMIN_TOKEN"),
     ],
 )
 def test_bad_values_name_their_variable(changes: dict[str, str], variable: str) -> None:
