@@ -34,6 +34,9 @@ DEFAULT_SWEEP_INTERVAL = 600.0
 # With the sweep on, polling is only the fallback for what the sweep cannot see
 # (incomplete candidates are not listed) or a lost sweep: far fewer calls.
 DEFAULT_SYNC_POLL_SCHEDULE_WITH_SWEEP = (60.0, 600.0, 3600.0, 6 * 3600.0)
+# With Blockpass's webhooks as well, a poll is only the net under a lost webhook
+# and a missed sweep: hours apart.
+DEFAULT_SYNC_POLL_SCHEDULE_WITH_WEBHOOKS = (3600.0, 6 * 3600.0, 24 * 3600.0)
 
 
 class ConfigError(ValueError):
@@ -102,10 +105,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         cors_origins=reader.origins("CORS_ORIGINS"),
         notify_url=notify_url,
         notify_secret=notify_secret,
-        sync_poll_schedule=reader.schedule(
-            "SYNC_POLL_SCHEDULE",
-            DEFAULT_SYNC_POLL_SCHEDULE_WITH_SWEEP if sweep_interval > 0 else DEFAULT_SYNC_POLL_SCHEDULE,
-        ),
+        sync_poll_schedule=reader.schedule("SYNC_POLL_SCHEDULE", _poll_default(reader, sweep_interval)),
         sync_poll_horizon=reader.number("SYNC_POLL_HORIZON", DEFAULT_SYNC_POLL_HORIZON),
         sync_not_found_schedule=reader.schedule("SYNC_NOT_FOUND_SCHEDULE", DEFAULT_SYNC_NOT_FOUND_SCHEDULE),
         delivery_retry_schedule=reader.schedule("DELIVERY_RETRY_SCHEDULE", DEFAULT_DELIVERY_RETRY_SCHEDULE),
@@ -121,6 +121,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         delivery_disable_after=reader.number("DELIVERY_DISABLE_AFTER", 5 * 24 * 3600.0),
         port=int(reader.number("PORT", 8000)),
     )
+
+
+def _poll_default(reader: _Reader, sweep_interval: float) -> tuple[float, ...]:
+    if reader.text("BLOCKPASS_WEBHOOK_SECRET") and sweep_interval > 0:
+        return DEFAULT_SYNC_POLL_SCHEDULE_WITH_WEBHOOKS
+    return DEFAULT_SYNC_POLL_SCHEDULE_WITH_SWEEP if sweep_interval > 0 else DEFAULT_SYNC_POLL_SCHEDULE
 
 
 def normalise_database_url(url: str) -> str:

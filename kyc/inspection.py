@@ -16,7 +16,7 @@ from kyc.db import Database
 from kyc.errors import Invalid, NotFound, valid_id
 from kyc.models import Attempt, Candidate, Delivery, Event, StatusChange
 from kyc.outbox import DELIVERED, FAILED, PENDING
-from kyc.views import iso, page
+from kyc.views import iso, page, storable
 
 DELIVERY_STATUSES = (PENDING, DELIVERED, FAILED)
 MAX_STATUS = 64
@@ -38,7 +38,12 @@ def candidate_summary(candidate: Candidate) -> dict[str, Any]:
 
 def candidate_detail(db: Database, ref_id: str) -> dict[str, Any]:
     with db.transaction() as session:
-        candidate = session.scalars(select(Candidate).where(Candidate.ref_id == ref_id)).first()
+        # A refId no database can hold (PostgreSQL refuses NUL even in a query) names no candidate.
+        candidate = (
+            session.scalars(select(Candidate).where(Candidate.ref_id == ref_id)).first()
+            if storable(ref_id)
+            else None
+        )
         if candidate is None:
             raise NotFound("not_found", "no candidate with this refId")
         return {
@@ -50,7 +55,7 @@ def candidate_detail(db: Database, ref_id: str) -> dict[str, Any]:
 
 
 def candidate_page(db: Database, status: str | None, limit: int, cursor: int | None) -> dict[str, Any]:
-    if status is not None and not 0 < len(status) <= MAX_STATUS:
+    if status is not None and not (0 < len(status) <= MAX_STATUS and storable(status)):
         raise Invalid("invalid_status", f"status must be 1 to {MAX_STATUS} characters")
     query = select(Candidate).order_by(Candidate.id.desc()).limit(limit + 1)
     if status is not None:

@@ -73,7 +73,10 @@ def parse_since(value: Any) -> datetime:
     if since.tzinfo is None:
         # A time without a zone could be read two ways; recovering the wrong hours is worse than asking.
         raise Invalid("invalid_field", "since needs a time zone, e.g. 2026-11-27T10:00:00Z")
-    return since.astimezone(UTC)
+    try:
+        return since.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before the first representable instant
+        raise Invalid("invalid_field", "since is out of range") from None
 
 
 def _require_enabled(subscriber: Subscriber) -> None:

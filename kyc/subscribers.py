@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from kyc.config import Settings
 from kyc.db import Database
@@ -15,6 +16,14 @@ CONFIGURED = "env"  # Subscriber.source of the one NOTIFY_URL describes
 
 def sync_configured(db: Database, settings: Settings, now: datetime) -> Subscriber | None:
     """Create or update the NOTIFY_URL subscriber; disable it when NOTIFY_URL is no longer set."""
+    try:
+        return _sync_configured(db, settings, now)
+    except IntegrityError:
+        # Another worker starting at the same moment created it first: update that one.
+        return _sync_configured(db, settings, now)
+
+
+def _sync_configured(db: Database, settings: Settings, now: datetime) -> Subscriber | None:
     with db.transaction() as session:
         subscriber = session.scalars(select(Subscriber).where(Subscriber.source == CONFIGURED)).first()
         if not settings.notify_url or not settings.notify_secret:

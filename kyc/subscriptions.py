@@ -25,7 +25,7 @@ from kyc.errors import Conflict, Invalid, NotFound, valid_id
 from kyc.models import Subscriber
 from kyc.signing import SECRET_PREFIX, generate_secret
 from kyc.subscribers import CONFIGURED
-from kyc.views import iso
+from kyc.views import iso, storable
 
 MAX_URL = 2048
 MAX_DESCRIPTION = 512
@@ -34,6 +34,7 @@ PREVIOUS_SECRET_GRACE = timedelta(hours=24)
 OPERATOR_DISABLED = "disabled by an operator"
 EVENT_TYPE = re.compile(r"candidate\.[a-z0-9_]{1,64}")
 SECRET_BYTES = (24, 64)
+UNSTORABLE = "must not hold NUL characters or unpaired surrogates"
 
 CREATABLE = frozenset({"url", "description", "eventTypes", "enabled", "secret", "rateLimit"})
 UPDATABLE = CREATABLE - {"secret"}
@@ -173,6 +174,8 @@ def _set_enabled(subscriber: Subscriber, enabled: bool, now: datetime) -> None:
 def _url(value: Any) -> str:
     if not isinstance(value, str) or not 0 < len(value) <= MAX_URL:
         raise Invalid("invalid_field", f"url must be a string of 1 to {MAX_URL} characters")
+    if not storable(value):
+        raise Invalid("invalid_field", f"url {UNSTORABLE}")
     try:
         parts = urlsplit(value)
         _ = parts.port  # raises on a malformed port
@@ -190,6 +193,8 @@ def _description(value: Any) -> str:
         raise Invalid(
             "invalid_field", f"description must be a string of at most {MAX_DESCRIPTION} characters"
         )
+    if not storable(value):
+        raise Invalid("invalid_field", f"description {UNSTORABLE}")
     return value
 
 
@@ -213,14 +218,16 @@ def _enabled(value: Any) -> bool:
 def _rate_limit(value: Any) -> float | None:
     if value is None:
         return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise Invalid("invalid_field", "rateLimit must be null or a positive number of deliveries per second")
-    return float(value)
+    problem = "rateLimit must be null or a positive number of deliveries per second"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Invalid("invalid_field", problem)
+    try:
+        number = float(value)  # a JSON integer may be too large for a float
+    except OverflowError:
+        raise Invalid("invalid_field", problem) from None
+    if not math.isfinite(number) or number <= 0:
+        raise Invalid("invalid_field", problem)
+    return number
 
 
 def _secret(value: Any) -> str | None:

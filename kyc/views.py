@@ -6,6 +6,7 @@ next page starts below it, so rows written meanwhile never shift a page.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -15,8 +16,15 @@ from kyc.transitions import format_date
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 Row = TypeVar("Row")
+
+
+def storable(text: str) -> bool:
+    """Text every database can hold and compare: PostgreSQL refuses NUL characters, and no driver
+    encodes a lone surrogate (JSON's \\ud800 escapes make one)."""
+    return "\x00" not in text and _SURROGATE.search(text) is None
 
 
 def iso(value: datetime | None) -> str | None:

@@ -12,6 +12,7 @@ from kyc.config import Settings, load_settings
 from kyc.metrics import Metrics
 from kyc.monitoring import init_sentry
 from service.admin import register_admin
+from service.api_description import api_description
 from service.blockpass_webhooks import MAX_BODY, blockpass_webhooks
 from service.callbacks import callbacks
 from service.cli import deliveries_cli, subscribers_cli
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None, redis: Redis | None = None) -> 
     app.register_blueprint(operations)
     app.register_blueprint(callbacks)
     app.register_blueprint(blockpass_webhooks)
+    app.register_blueprint(api_description)
     register_admin(app, settings)
     app.cli.add_command(subscribers_cli)
     app.cli.add_command(deliveries_cli)

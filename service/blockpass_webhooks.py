@@ -61,8 +61,10 @@ def receive() -> tuple[Response, int]:
     if body.get("isPing") is True:
         metrics.incr("kyc_blockpass_webhooks_total", outcome="ping")
         return jsonify(received=True, ping=True), 200
-    if event not in EVENTS:
-        log.warning("Blockpass webhook with an unknown event (%s)", str(event)[:64])
+    # The body's `event` may be any JSON value; only a string can name one of the seven.
+    if not isinstance(event, str) or event not in EVENTS:
+        shown = str(event)[:64] if event is None or isinstance(event, str) else "not a string"
+        log.warning("Blockpass webhook with an unknown event (%s)", shown)
         metrics.incr("kyc_blockpass_webhooks_total", outcome="unknown_event")
         return jsonify(received=True, ignored="unknown event"), 200
     ref_id, record_id = _identifier(body, "refId"), _identifier(body, "recordId")
@@ -96,7 +98,9 @@ def _raw_body() -> bytes:
 def _parse(raw: bytes) -> dict[str, Any]:
     try:
         body = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):
+        # ValueError: not UTF-8, not JSON, or a number over Python's 4300 digits; RecursionError: nested
+        # too deep. Each is the caller's malformed body, not our failure.
         raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
     if not isinstance(body, dict):
         raise ApiError(400, "not_an_object", "the body must be a JSON object")

@@ -57,7 +57,9 @@ def parse_callback() -> tuple[str | None, str | None]:
         raise ApiError(413, "payload_too_large", f"the body must be at most {MAX_BODY} bytes")
     try:
         body = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):
+        # ValueError: not UTF-8, not JSON, or a number over Python's 4300 digits; RecursionError: nested
+        # too deep. Each is the caller's malformed body, not our failure.
         raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
     if not isinstance(body, dict):
         raise ApiError(400, "not_an_object", "the body must be a JSON object with refId and/or recordId")

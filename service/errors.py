@@ -9,6 +9,10 @@ from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger("kyc.web")
 
+# Codes of our own where Werkzeug's name differs from the documented one: Werkzeug refuses bodies over
+# MAX_CONTENT_LENGTH itself, as "Request Entity Too Large".
+HTTP_CODES = {413: "payload_too_large"}
+
 
 class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str) -> None:
@@ -30,8 +34,14 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> tuple[Response, int]:
         status = exc.code or 500
-        code = (exc.name or "error").lower().replace(" ", "_")
-        return error_response(status, code, exc.description or exc.name or "error")
+        code = HTTP_CODES.get(status) or (exc.name or "error").lower().replace(" ", "_")
+        response, status = error_response(status, code, exc.description or exc.name or "error")
+        # Werkzeug's own headers say what to do next (a 405's Allow, which RFC 9110 requires); only
+        # its HTML content type gives way to the JSON body.
+        for name, value in exc.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response, status
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> tuple[Response, int]:

@@ -21,11 +21,11 @@ from worker.pools import WorkPool
 
 log = logging.getLogger("kyc.worker")
 
-THREADS = 16
+THREADS = 32
 # Deliveries a worker accepts beyond its busy threads before the RQ job waits (backpressure).
 BACKLOG = 64
 # Concurrent attempts per subscriber per worker process: one slow receiver cannot take every thread.
-PER_SUBSCRIBER = 4
+PER_SUBSCRIBER = 8
 BUSY_RETRY = 1.0  # seconds before a delivery turned away for a busy subscriber is tried again
 
 

@@ -65,7 +65,9 @@ def json_body(required: bool = True) -> dict[str, Any]:
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
     try:
         body = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):
+        # ValueError: not UTF-8, not JSON, or a number over Python's 4300 digits; RecursionError: nested
+        # too deep. Each is the caller's malformed body, not our failure.
         raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
     if not isinstance(body, dict):
         raise ApiError(400, "not_an_object", "the body must be a JSON object")
