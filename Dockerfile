@@ -60,4 +60,4 @@ EXPOSE 8000
 
 # A shell, so $PORT and $WEB_CONCURRENCY are read when the container starts (platforms set PORT);
 # exec, so gunicorn is PID 1 and gets the runtime's SIGTERM directly.
-CMD ["sh", "-c", "exec gunicorn --bind 0.0.0.0:${PORT:-8000} --workers ${WEB_CONCURRENCY:-2} --access-logfile - 'service:create_app()'"]
+CMD ["sh", "-c", "exec gunicorn --bind 0.0.0.0:${PORT:-8000} --workers ${WEB_CONCURRENCY:-2} --worker-class gthread --threads ${WEB_THREADS:-4} --access-logfile - 'service:create_app()'"]
