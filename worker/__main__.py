@@ -13,13 +13,15 @@ from types import FrameType
 
 from redis import Redis
 from redis.exceptions import RedisError
+from rq import get_current_job
 from sentry_sdk.integrations.rq import RqIntegration
 
-from kyc import subscribers
+from kyc import logs, subscribers
 from kyc.config import ConfigError, load_settings
 from kyc.monitoring import init_sentry
 from worker import context
 from worker.dispatch import QUEUE_NAME
+from worker.reporting import report_abandoned
 from worker.runner import RelayWorker
 from worker.syncer import pump
 
@@ -39,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m worker", description=__doc__)
     parser.add_argument("--burst", action="store_true", help="work until the queue is empty, then exit")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs.configure()
+    logs.add_context_provider(_job_context)
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -76,8 +79,17 @@ def main(argv: list[str] | None = None) -> int:
 
 def _worker(ctx: context.Context, stopping: threading.Event) -> RelayWorker:
     return RelayWorker(
-        [QUEUE_NAME], connection=ctx.redis, heartbeat=ctx.settings.maintenance_interval, stopping=stopping
+        [QUEUE_NAME],
+        connection=ctx.redis,
+        heartbeat=ctx.settings.maintenance_interval,
+        stopping=stopping,
+        exception_handlers=[report_abandoned],
     )
+
+
+def _job_context() -> dict[str, str]:
+    job = get_current_job()
+    return {"job_id": job.id, "job": job.func_name or ""} if job is not None else {}
 
 
 def _work(ctx: context.Context, stopping: threading.Event) -> None:

@@ -31,11 +31,12 @@ class RelayWorker(SimpleWorker):
     execution's heartbeat runs out; RQ's registry cleanup then retries it (the job's
     Retry, JOB_RETRY_SCHEDULE). RQ's SimpleWorker sends no heartbeat while a job
     runs, so it gives every execution the job timeout plus a minute (three minutes
-    here), and cleans registries every ten minutes: a killed sync would wait up to
-    thirteen minutes. This worker sends a heartbeat every `heartbeat` seconds from
-    a thread while the job runs, so an execution is given up `beat_ttl` seconds
-    after its worker died, and it cleans registries (and restarts a scheduler that
-    died or could not take its lock) every `beat_ttl` seconds.
+    here), cleans registries every ten minutes, and only between two waits for a
+    job, which last up to 405 s on an idle worker. This worker sends a heartbeat
+    every `heartbeat` seconds from a thread while a job runs, so an execution is
+    given up `beat_ttl` seconds after its worker died, and cleans registries (and
+    restarts a scheduler that died with Redis, or could not take its lock from a
+    killed worker's scheduler) every `beat_ttl` seconds, busy or idle.
     """
 
     def __init__(
@@ -49,6 +50,9 @@ class RelayWorker(SimpleWorker):
         # Three missed beats, and a margin for a slow Redis, before a job counts as abandoned.
         self.beat_ttl = math.ceil(3 * self.beat_interval) + 5
         kwargs.setdefault("maintenance_interval", self.beat_ttl)
+        # RQ runs that cleanup only between two waits for a job, and an idle worker waits worker_ttl - 15
+        # seconds (405 by default): wait no longer than the cleanup interval.
+        kwargs.setdefault("worker_ttl", self.beat_ttl + 15)
         super().__init__(*args, **kwargs)
         # Set by SIGTERM/SIGINT (here or in `python -m worker` between two workers): the stop was asked for.
         self.stopping = stopping if stopping is not None else threading.Event()
