@@ -7,7 +7,6 @@ API's answer is the truth. Answered within milliseconds: only Redis is touched.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -17,6 +16,7 @@ from redis.exceptions import RedisError
 from kyc import hub_signature
 from kyc.config import Settings
 from kyc.metrics import Metrics
+from service.bodies import json_object, read_limited
 from service.errors import ApiError
 from worker.dispatch import Dispatcher
 
@@ -46,13 +46,13 @@ blockpass_webhooks = Blueprint("blockpass_webhooks", __name__)
 def receive() -> tuple[Response, int]:
     settings: Settings = current_app.extensions["kyc.settings"]
     metrics: Metrics = current_app.extensions["kyc.metrics"]
-    raw = _raw_body()
+    raw = read_limited(MAX_BODY)
     if settings.blockpass_webhook_secret and not hub_signature.verify(
         settings.blockpass_webhook_secret, raw, request.headers.get("X-Hub-Signature")
     ):
         metrics.incr("kyc_blockpass_webhooks_total", outcome="bad_signature")
         raise ApiError(401, "invalid_signature", "X-Hub-Signature is missing or does not match the body")
-    body = _parse(raw)
+    body = json_object(raw)
     event = (
         request.headers.get("X-Blockpass-Event")
         or request.headers.get("X-Blockpass-Events")
@@ -84,27 +84,6 @@ def receive() -> tuple[Response, int]:
         raise ApiError(503, "unavailable", "the webhook could not be queued; send it again") from None
     metrics.incr("kyc_blockpass_webhooks_total", outcome="accepted", event=event)
     return jsonify(received=True), 200
-
-
-def _raw_body() -> bytes:
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise ApiError(413, "payload_too_large", f"the body must be at most {MAX_BODY} bytes")
-    raw = request.stream.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
-        raise ApiError(413, "payload_too_large", f"the body must be at most {MAX_BODY} bytes")
-    return raw
-
-
-def _parse(raw: bytes) -> dict[str, Any]:
-    try:
-        body = json.loads(raw.decode("utf-8"))
-    except (ValueError, RecursionError):
-        # ValueError: not UTF-8, not JSON, or a number over Python's 4300 digits; RecursionError: nested
-        # too deep. Each is the caller's malformed body, not our failure.
-        raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "not_an_object", "the body must be a JSON object")
-    return body
 
 
 def _identifier(body: dict[str, Any], name: str) -> str | None:

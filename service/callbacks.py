@@ -6,7 +6,6 @@ accept path validates and enqueues, nothing slower.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from typing import Any
@@ -15,6 +14,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from redis.exceptions import RedisError
 
 from kyc.metrics import Metrics
+from service.bodies import json_object, read_limited
 from service.errors import ApiError
 from worker.dispatch import Dispatcher
 
@@ -50,19 +50,7 @@ def accept_callback() -> tuple[Response, int]:
 def parse_callback() -> tuple[str | None, str | None]:
     if request.mimetype not in ACCEPTED_TYPES:
         raise ApiError(415, "unsupported_media_type", "send the body as application/json or text/plain")
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise ApiError(413, "payload_too_large", f"the body must be at most {MAX_BODY} bytes")
-    raw = request.stream.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
-        raise ApiError(413, "payload_too_large", f"the body must be at most {MAX_BODY} bytes")
-    try:
-        body = json.loads(raw.decode("utf-8"))
-    except (ValueError, RecursionError):
-        # ValueError: not UTF-8, not JSON, or a number over Python's 4300 digits; RecursionError: nested
-        # too deep. Each is the caller's malformed body, not our failure.
-        raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "not_an_object", "the body must be a JSON object with refId and/or recordId")
+    body = json_object(read_limited(MAX_BODY), "a JSON object with refId and/or recordId")
     ref_id = _identifier(body, "refId")
     record_id = _identifier(body, "recordId")
     if ref_id is None and record_id is None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -15,6 +14,7 @@ from redis.exceptions import RedisError
 from kyc.config import Settings
 from kyc.db import Database
 from kyc.errors import Conflict, DomainError, Invalid, NotFound
+from service.bodies import json_object
 from service.database import database
 from service.errors import ApiError, error_response
 from worker.dispatch import Dispatcher
@@ -63,15 +63,7 @@ def json_body(required: bool = True) -> dict[str, Any]:
         return {}
     if request.mimetype != "application/json":
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
-    try:
-        body = json.loads(raw.decode("utf-8"))
-    except (ValueError, RecursionError):
-        # ValueError: not UTF-8, not JSON, or a number over Python's 4300 digits; RecursionError: nested
-        # too deep. Each is the caller's malformed body, not our failure.
-        raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "not_an_object", "the body must be a JSON object")
-    return body
+    return json_object(raw)
 
 
 def hand(delivery_ids: Iterable[int]) -> None:
