@@ -31,6 +31,15 @@ from bench.load import Poster, callback_body
 from bench.options import Options, Say
 from bench.procs import Proc, Procs
 from bench.stats import ratio
+from kyc.config import (
+    DEFAULT_DELIVERY_RETRY_SCHEDULE,
+    DEFAULT_SWEEP_INTERVAL,
+    DEFAULT_SYNC_NOT_FOUND_SCHEDULE,
+    DEFAULT_SYNC_POLL_HORIZON,
+    DEFAULT_SYNC_POLL_SCHEDULE,
+    DEFAULT_SYNC_POLL_SCHEDULE_WITH_SWEEP,
+    DEFAULT_SYNC_POLL_SCHEDULE_WITH_WEBHOOKS,
+)
 from sandbox.testing import SandboxClient
 
 # (status, simulated minutes after the previous step)
@@ -38,12 +47,11 @@ STEPS = (("waiting", 10), ("inreview", 60), ("approved", 30))
 TRANSITIONS_PER_CANDIDATE = 1 + len(STEPS)  # (new) -> incomplete, then one per step
 # In flight and listable: what a sweep pages through, in this lifecycle.
 PENDING = ("waiting", "inreview")
-# kyc-relay's documented defaults with the sweep on (README), compressed by time_factor.
-POLL_SCHEDULE = (60, 600, 3600, 21600)
-POLL_HORIZON = 14 * 24 * 3600
-NOT_FOUND_SCHEDULE = (5, 15, 30, 60, 120, 300, 600, 1800, 3600)
-DELIVERY_RETRY_SCHEDULE = (5, 300, 1800, 7200, 18000, 36000, 36000)
-SWEEP_INTERVAL = 600
+# kyc-relay's own defaults for each set-up, compressed by time_factor.
+POLL_HORIZON = DEFAULT_SYNC_POLL_HORIZON
+NOT_FOUND_SCHEDULE = DEFAULT_SYNC_NOT_FOUND_SCHEDULE
+DELIVERY_RETRY_SCHEDULE = DEFAULT_DELIVERY_RETRY_SCHEDULE
+SWEEP_INTERVAL = DEFAULT_SWEEP_INTERVAL
 NEVER = str(10**9)
 MAINTENANCE_INTERVAL = "0.2"
 WEBHOOK_SECRET = "bench-blockpass-webhook-secret"  # noqa: S105 - the sandbox's, on loopback
@@ -73,8 +81,14 @@ SCENARIOS = {
 }
 
 
-def _compressed(delays: tuple[int, ...], factor: float) -> str:
+def _compressed(delays: tuple[float, ...], factor: float) -> str:
     return ",".join(f"{delay / factor:g}" for delay in delays)
+
+
+def _poll_schedule(scenario: Scenario) -> tuple[float, ...]:
+    if scenario.webhooks and scenario.sweep:
+        return DEFAULT_SYNC_POLL_SCHEDULE_WITH_WEBHOOKS
+    return DEFAULT_SYNC_POLL_SCHEDULE_WITH_SWEEP if scenario.sweep else DEFAULT_SYNC_POLL_SCHEDULE
 
 
 def settings(scenario: Scenario, factor: float) -> dict[str, str | None]:
@@ -82,7 +96,7 @@ def settings(scenario: Scenario, factor: float) -> dict[str, str | None]:
         "BLOCKPASS_RATE_LIMIT": "0",
         "BLOCKPASS_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "SWEEP_INTERVAL": f"{SWEEP_INTERVAL / factor:g}" if scenario.sweep else "0",
-        "SYNC_POLL_SCHEDULE": _compressed(POLL_SCHEDULE, factor) if scenario.polls else NEVER,
+        "SYNC_POLL_SCHEDULE": _compressed(_poll_schedule(scenario), factor) if scenario.polls else NEVER,
         "SYNC_POLL_HORIZON": f"{POLL_HORIZON / factor:g}",
         "SYNC_NOT_FOUND_SCHEDULE": _compressed(NOT_FOUND_SCHEDULE, factor),
         "DELIVERY_RETRY_SCHEDULE": _compressed(DELIVERY_RETRY_SCHEDULE, factor),
