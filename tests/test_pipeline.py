@@ -239,3 +239,18 @@ def test_event_body_is_standard_webhooks_shaped(client: Any, sandbox: Any, recei
         "sequence",
         "customFields",
     }
+
+
+def test_a_sync_that_crashes_is_taken_up_again_after_its_lease(
+    ctx: Any, client: Any, sandbox: Any, receiver: Any, db: Database, drain: Any, tmp_path: Any
+) -> None:
+
+    sandbox.bp.create(refId="user-1", status="waiting")
+    ctx.db = Database(f"sqlite:///{tmp_path}/missing/dir/kyc.db")  # the database is away
+    client.post("/v1/callbacks", json={"refId": "user-1"})
+    ctx.syncs().pump_once()
+    ctx.syncs().wait_idle(10)
+    assert ctx.dispatch.inbox.counts() == {"hints_pending": 0, "hints_inflight": 1}
+    ctx.db = db  # the database is back; the lease (5 s here) runs out, the maintenance pass reclaims
+    drain(until=lambda: len(receiver.received) == 1, timeout=30)
+    assert receiver.types() == ["candidate.waiting"]

@@ -54,14 +54,20 @@ class SyncPool(WorkPool):
     def _sync(self, hint: Hint) -> None:
         try:
             outcome = sync(self.ctx, hint.ref_id, hint.record_id, hint.attempt, hint.cause)
+        except Exception:
+            # Reported by the pool. The hint stays leased, and the maintenance pass
+            # puts it back in the inbox when SYNC_LEASE runs out: retried, not lost.
+            self.ctx.metrics.incr("kyc_syncs_total", outcome="error")
+            raise
+        else:
             self.ctx.metrics.incr("kyc_syncs_total", outcome=outcome.split(":")[0])
+            self.ctx.dispatch.inbox.done(hint)
         finally:
             with self.lock:
                 self.running.discard(hint.key)
                 follow = self.again.pop(hint.key, None)
             if follow is not None:
                 self.ctx.dispatch.request_sync(follow.ref_id, follow.record_id, cause=follow.cause)
-            self.ctx.dispatch.inbox.done(hint)
 
 
 def pump(ctx: Context, pool: SyncPool, stop: threading.Event, blocking: Redis) -> None:
