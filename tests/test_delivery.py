@@ -185,7 +185,7 @@ def test_a_slow_subscriber_does_not_delay_another(
 ) -> None:
     fast = make_receiver()
     add_subscriber(db, fast.url, fast.secret)
-    receiver.delay = 2.5  # the NOTIFY_URL subscriber thinks long about every event
+    receiver.delay = 4.0  # the NOTIFY_URL subscriber thinks long about every event
     for n in range(4):
         start_candidate(sandbox, client, f"user-{n}")
     drain(until=lambda: len(fast.received) == 4, timeout=30)
