@@ -12,7 +12,6 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
 from kyc.config import ConfigError, load_settings
-from kyc.db import make_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -48,6 +47,3 @@ def main() -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-__all__ = ["is_current", "make_engine", "upgrade"]
