@@ -8,7 +8,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -17,13 +16,14 @@ import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import select
 
+from devstack.testing import LoggedProcess, kill_groups
 from kyc.config import ConfigError, Settings, load_settings
 from kyc.db import Database
 from kyc.models import Candidate, Delivery
@@ -265,22 +265,9 @@ def _delivered(db: Database, ref_id: str) -> bool:
     return bool(statuses) and all(status == "delivered" for status in statuses)
 
 
-class _Worker:
+class _Worker(LoggedProcess):
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.log_path = log_path
-        self._log: IO[bytes] = log_path.open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "worker"],
-            cwd=REPO,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        super().__init__([sys.executable, "-m", "worker"], env, log_path, REPO)
 
     def stop(self) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -288,11 +275,10 @@ class _Worker:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(30)
         # RQ's scheduler is a forked child in the worker's process group: nothing of it may outlive the test.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.process.pid, signal.SIGKILL)
+        kill_groups([self.process.pid])
         if self.process.poll() is None:
             self.process.wait(10)
-        self._log.close()
+        self.close_log()
 
 
 def test_worker_and_dispatcher_round_trip_over_rediss(

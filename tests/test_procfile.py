@@ -16,12 +16,14 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 import requests
 from redis import Redis
 from sqlalchemy import create_engine, inspect
+
+from devstack.testing import LoggedProcess, group_members, kill_groups
 
 pytest.importorskip("honcho")
 
@@ -72,35 +74,6 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def group_members(pgid: int) -> list[int]:
-    """Live (not zombie) processes of a process group."""
-    proc = Path("/proc")
-    if not proc.is_dir():
-        try:
-            os.killpg(pgid, 0)
-        except (ProcessLookupError, PermissionError):
-            return []
-        return [pgid]
-    members = []
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            members.append(int(entry.name))
-    return members
-
-
-def kill_groups(pgids: list[int]) -> None:
-    for pgid in pgids:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGKILL)
-
-
 def until(condition: Callable[[], bool], what: str, timeout: float, logs: Callable[[], str]) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -109,24 +82,11 @@ def until(condition: Callable[[], bool], what: str, timeout: float, logs: Callab
         time.sleep(POLL)
 
 
-class Honcho:
+class Honcho(LoggedProcess):
     """`honcho start` in a session of its own; each process it starts has a session of its own too."""
 
     def __init__(self, argv: list[str], env: dict[str, str], log_path: Path) -> None:
-        self.log_path = log_path
-        self._log: IO[bytes] = log_path.open("wb")
-        self.process = subprocess.Popen(
-            argv,
-            cwd=REPO,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        super().__init__(argv, env, log_path, REPO)
 
     def children(self) -> list[int]:
         return [int(pid) for pid in re.findall(r"started \(pid=(\d+)\)", self.output())]
@@ -155,7 +115,7 @@ class Honcho:
             if any(group_members(pgid) for pgid in groups):
                 kill_groups(groups)
                 self.process.wait(10)
-            self._log.close()
+            self.close_log()
 
 
 def relay_environment(

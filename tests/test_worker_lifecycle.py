@@ -19,13 +19,14 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 from flask import has_request_context, request
 from redis import Redis
 from sqlalchemy import select
 
+from devstack.testing import LoggedProcess, group_members
 from kyc.config import Settings
 from kyc.db import Database
 from kyc.models import Candidate, Delivery, Event, StatusChange
@@ -99,47 +100,9 @@ def worker_environment(settings: Settings, **overrides: str) -> dict[str, str]:
     return env
 
 
-def group_members(pgid: int) -> list[int]:
-    """Live (not zombie) processes of a process group."""
-    proc = Path("/proc")
-    if not proc.is_dir():  # not Linux: ask the kernel whether anything is left in the group
-        try:
-            os.killpg(pgid, 0)
-        except (ProcessLookupError, PermissionError):
-            return []
-        return [pgid]
-    members = []
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            members.append(int(entry.name))
-    return members
-
-
-class WorkerProcess:
+class WorkerProcess(LoggedProcess):
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.log_path = log_path
-        self._log: IO[bytes] = log_path.open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "worker"],
-            cwd=REPO,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.pid = self.process.pid
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        super().__init__([sys.executable, "-m", "worker"], env, log_path, REPO)
 
     def running(self) -> bool:
         return self.process.poll() is None
@@ -175,7 +138,7 @@ class WorkerProcess:
                 self.process.wait(10)
         if group_members(self.pid):
             self.kill_group()
-        self._log.close()
+        self.close_log()
 
 
 class Workers:
